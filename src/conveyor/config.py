@@ -1,0 +1,73 @@
+"""Settings, read from `CONVEYOR_*` environment variables (or passed in directly).
+
+Maps and lists are given as JSON, e.g. ``CONVEYOR_SERVICES='{"budapp": "http://127.0.0.1:9081"}'``
+or ``CONVEYOR_QUEUES='{"gpu": 1}'``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CORRELATION_PATHS = (
+    "workflow_id",
+    "payload.workflow_id",
+    "data.workflow_id",
+    "data.payload.workflow_id",
+)
+
+
+def _default_db_path() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "conveyor" / "conveyor.db"
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with defaults that work on one machine."""
+
+    model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore")
+
+    backend: Literal["local", "temporal"] = "local"
+    db_path: Path = Field(default_factory=_default_db_path)
+    """The embedded engine's SQLite file."""
+
+    # Services and publishing.
+    services: dict[str, str] = Field(default_factory=dict)
+    """App id to base URL, for direct-HTTP service invocation."""
+    dapr_http_endpoint: str | None = None
+    """A Dapr sidecar's HTTP address (e.g. http://127.0.0.1:3500); when set, calls go through it."""
+    dapr_api_token: SecretStr | None = None
+    pubsub_name: str = "pubsub"
+    callback_topic: str = "conveyor-events"
+    """The topic external services publish completion events to."""
+    topic_urls: dict[str, str] = Field(default_factory=dict)
+    """Topic to URL, for publishing over plain HTTP when no Dapr sidecar is configured."""
+
+    # Outbound HTTP from actions.
+    allow_private_networks: bool = False
+    """Let actions reach loopback, private, link-local and metadata addresses (off by default)."""
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """Host names or CIDR blocks reachable even though they are internal."""
+
+    # Events.
+    correlation_paths: list[str] = Field(default_factory=lambda: list(DEFAULT_CORRELATION_PATHS))
+    event_ttl_seconds: float = Field(default=24 * 3600, gt=0)
+    """How long an event nobody waits on yet is kept for a step that starts waiting later."""
+
+    # Execution.
+    queues: dict[str, int] = Field(default_factory=lambda: {"default": 64})
+    """Capacity of each queue: how many steps of it run at once in this process."""
+    default_queue_capacity: int = Field(default=64, ge=1)
+
+    # Temporal.
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue_prefix: str = "conveyor"
+
+    def queue_capacity(self, queue: str) -> int:
+        """How many steps of `queue` may run at once."""
+        return self.queues.get(queue, self.default_queue_capacity)

@@ -1,0 +1,167 @@
+"""Every error Conveyor raises on purpose.
+
+    ConveyorError
+    ├── ConfigurationError          bad or missing settings, missing install extra
+    ├── ActionError
+    │   ├── InvalidActionError      an ActionMeta or executor that breaks the rules when declared
+    │   ├── DuplicateActionError    two sources register the same action type
+    │   ├── UnknownActionError      a type nobody registered
+    │   ├── ParamValidationError    param values that break their definitions (one entry per param)
+    │   └── ServiceInvocationError  invoke_service got no answer, an error status or a timeout
+    │       └── BlockedAddressError an outbound request to an address the policy refuses
+    ├── PipelineError
+    │   ├── PipelineLoadError       a file that cannot be read or parsed
+    │   ├── PipelineValidationError a pipeline with problems (each with its path)
+    │   └── TemplateError           a template that cannot be compiled or rendered
+    │       └── SandboxViolationError  a template that reached for something unsafe
+    └── RunError
+        ├── RunNotFoundError        an unknown run id
+        ├── EventError              an event that cannot be accepted
+        └── EngineBusyError         the database is held by another engine process
+
+Leaf classes carry the structured fields callers need (`run_id`, `field`, ...), and third-party
+errors are wrapped with ``raise ... from`` so the cause stays visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class ConveyorError(Exception):
+    """Root of every error Conveyor raises on purpose."""
+
+
+class ConfigurationError(ConveyorError):
+    """Settings are missing or wrong, or an install extra is absent."""
+
+
+class ActionError(ConveyorError):
+    """Something is wrong with an action or with how it was called."""
+
+
+class InvalidActionError(ActionError):
+    """An action's declaration breaks the rules; raised when it is declared."""
+
+    def __init__(self, action_type: str, problems: Sequence[str]) -> None:
+        self.action_type = action_type
+        self.problems = list(problems)
+        joined = "; ".join(self.problems)
+        super().__init__(f"action {action_type!r}: {joined}")
+
+
+class DuplicateActionError(ActionError):
+    """Two sources declare the same action type."""
+
+    def __init__(self, action_type: str, first: str, second: str) -> None:
+        self.action_type = action_type
+        self.first = first
+        self.second = second
+        super().__init__(
+            f"action type {action_type!r} is registered twice: by {first} and by {second}"
+        )
+
+
+class UnknownActionError(ActionError):
+    """No action of that type is registered."""
+
+    def __init__(self, action_type: str, known: Sequence[str] = ()) -> None:
+        self.action_type = action_type
+        hint = f" (known: {', '.join(sorted(known))})" if known else ""
+        super().__init__(f"unknown action type {action_type!r}{hint}")
+
+
+@dataclass(frozen=True)
+class ParamProblem:
+    """One problem with one param value."""
+
+    name: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.message}"
+
+
+class ParamValidationError(ActionError):
+    """Param values that break their definitions; `problems` names each param."""
+
+    def __init__(self, problems: Sequence[ParamProblem], action_type: str | None = None) -> None:
+        self.problems = list(problems)
+        self.action_type = action_type
+        prefix = f"action {action_type!r}: " if action_type else ""
+        super().__init__(prefix + "; ".join(str(p) for p in self.problems))
+
+
+class ServiceInvocationError(ActionError):
+    """A call through `invoke_service` failed: no answer, an error status or a timeout."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        app_id: str | None = None,
+        status_code: int | None = None,
+        body: object = None,
+    ) -> None:
+        self.app_id = app_id
+        self.status_code = status_code
+        self.body = body
+        super().__init__(message)
+
+
+class BlockedAddressError(ServiceInvocationError):
+    """An outbound request to an address that the network policy refuses."""
+
+
+class PipelineError(ConveyorError):
+    """Something is wrong with a pipeline."""
+
+
+class PipelineLoadError(PipelineError):
+    """A pipeline file or document that cannot be read or parsed."""
+
+    def __init__(self, source: str, message: str) -> None:
+        self.source = source
+        super().__init__(f"{source}: {message}")
+
+
+class PipelineValidationError(PipelineError):
+    """A pipeline with errors; `issues` holds every one, each with its path."""
+
+    def __init__(self, issues: Sequence[object]) -> None:
+        self.issues = list(issues)
+        lines = "\n".join(f"  {i}" for i in self.issues)
+        super().__init__(f"pipeline is invalid:\n{lines}")
+
+
+class TemplateError(PipelineError):
+    """A template that cannot be compiled or rendered."""
+
+    def __init__(self, message: str, *, template: str | None = None) -> None:
+        self.template = template
+        super().__init__(message)
+
+
+class SandboxViolationError(TemplateError):
+    """A template reached for an attribute or call the sandbox refuses."""
+
+
+class RunError(ConveyorError):
+    """Something is wrong with a run or with a request about one."""
+
+
+class RunNotFoundError(RunError):
+    """No run has that id."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"no run with id {run_id!r}")
+
+
+class EventError(RunError):
+    """An event that cannot be accepted (it is not stored)."""
+
+
+class EngineBusyError(RunError):
+    """Another live engine process holds the database."""
