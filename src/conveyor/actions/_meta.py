@@ -188,6 +188,9 @@ class ActionMeta(BaseModel):
     required_services: list[str] = Field(default_factory=list)
     params: list[ParamDefinition] = Field(default_factory=list)
     outputs: list[OutputDefinition] = Field(default_factory=list)
+    dynamic_outputs: bool = False
+    """Outputs beyond the declared ones may appear (e.g. `set_output`); references to
+    undeclared outputs of this action are then not validation errors."""
     retry_policy: RetryPolicy | None = None
     queue: str = "default"
     documentation: str | None = None

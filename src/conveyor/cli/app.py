@@ -1,0 +1,24 @@
+"""The root `conveyor` command; each sub-command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="conveyor",
+    help="Conveyor: a durable pipeline engine for pluggable actions.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    # Imported for their side effect of adding commands to `app`; kept in one place so the
+    # command tree is visible here.
+    from conveyor.cli import commands_actions  # noqa: F401
+
+
+def main() -> None:
+    """Entry point of the `conveyor` console script."""
+    _register()
+    app()

@@ -1,0 +1,150 @@
+"""Jinja2 templates for params, conditions and outputs, always in the immutable sandbox.
+
+A string that is exactly one expression (``"{{ steps.a.outputs.n }}"``) renders to the native
+value (a number stays a number, a list a list); anything else renders to a string. Undefined
+names are errors, never "". Templates are compiled once per pipeline and kept, because the
+engine renders on its hot path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jinja2
+from jinja2 import StrictUndefined
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from conveyor.errors import SandboxViolationError, TemplateError
+
+_SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
+
+Renderer = Callable[[Mapping[str, Any]], Any]
+
+
+class _DataSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, with `a.b` reading a mapping's key before its attributes.
+
+    Pipelines address data (`steps.list.outputs.items`), so a key named like a dict method
+    (`items`, `keys`, `values`) must give the data, not the bound method.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping):
+            try:
+                return obj[attribute]
+            except (KeyError, TypeError):
+                pass
+        return super().getattr(obj, attribute)
+
+
+ENV = _DataSandbox(undefined=StrictUndefined, autoescape=False)
+"""The one sandboxed environment every template is compiled in."""
+
+
+def is_template(value: Any) -> bool:
+    """Whether `value` is a string holding Jinja2 syntax."""
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def contains_template(value: Any) -> bool:
+    """Whether `value`, or anything nested in it, is a template."""
+    if isinstance(value, str):
+        return is_template(value)
+    if isinstance(value, dict):
+        return any(contains_template(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(contains_template(v) for v in value)
+    return False
+
+
+def single_expression(text: str) -> str | None:
+    """The expression of a string that is exactly one ``{{ ... }}``, else None."""
+    match = _SINGLE_EXPR.match(text)
+    if match is None:
+        return None
+    expr = match.group("expr")
+    if "{{" in expr or "}}" in expr or "{%" in expr:
+        return None
+    return expr
+
+
+def compile_value(value: Any) -> Renderer:
+    """Compile `value` (any JSON-like structure) into a function of the template context.
+
+    Raises:
+        TemplateError: a template in it does not compile (the message gives the line).
+    """
+    if isinstance(value, str):
+        if not is_template(value):
+            return lambda _ctx: value
+        return _compile_string(value)
+    if isinstance(value, dict):
+        parts = {key: compile_value(item) for key, item in value.items()}
+        if not any(contains_template(item) for item in value.values()):
+            return lambda _ctx: value
+        return lambda ctx: {key: render(ctx) for key, render in parts.items()}
+    if isinstance(value, list):
+        items = [compile_value(item) for item in value]
+        if not contains_template(value):
+            return lambda _ctx: value
+        return lambda ctx: [render(ctx) for render in items]
+    return lambda _ctx: value
+
+
+def render_value(value: Any, context: Mapping[str, Any]) -> Any:
+    """Compile and render `value` once (prefer `compile_value` for repeated use)."""
+    return compile_value(value)(context)
+
+
+def _compile_string(text: str) -> Renderer:
+    expr = single_expression(text)
+    try:
+        if expr is not None:
+            compiled = ENV.compile_expression(expr, undefined_to_none=False)
+
+            def render_expression(ctx: Mapping[str, Any]) -> Any:
+                with _translated(text):
+                    result = compiled(**ctx)
+                    if isinstance(result, jinja2.Undefined):
+                        # Forces StrictUndefined to raise with its message.
+                        str(result)
+                    return result
+
+            return render_expression
+        template = ENV.from_string(text)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(
+            f"template syntax error at line {exc.lineno}: {exc.message}", template=text
+        ) from exc
+
+    def render_template(ctx: Mapping[str, Any]) -> Any:
+        with _translated(text):
+            return template.render(ctx)
+
+    return render_template
+
+
+class _translated:
+    """Turns Jinja2's runtime errors into Conveyor's, keeping the template text."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None:
+            return False
+        if isinstance(exc, SecurityError):
+            raise SandboxViolationError(
+                f"template refused by the sandbox: {exc}", template=self.text
+            ) from exc
+        if isinstance(exc, jinja2.UndefinedError):
+            raise TemplateError(f"undefined in template {self.text!r}: {exc}", template=self.text) from exc
+        if isinstance(exc, jinja2.TemplateError | TypeError | ValueError | ArithmeticError | LookupError):
+            raise TemplateError(f"template {self.text!r} failed: {exc}", template=self.text) from exc
+        return False
