@@ -30,8 +30,9 @@ def coerce_value(definition: ParamDefinition, value: Any) -> tuple[Any, str | No
         coerced = _coerce(definition.type, value)
     except (TypeError, ValueError) as exc:
         return value, str(exc)
-    problem = check_value(definition, coerced)
-    return coerced, problem
+    # The rules are checked on the coerced value as it is: coercing it a second time would
+    # parse a JSON param's string value ('"abc"' -> "abc") again and reject it.
+    return coerced, _check_rules(definition, coerced)
 
 
 def check_value(definition: ParamDefinition, value: Any) -> str | None:
@@ -40,6 +41,10 @@ def check_value(definition: ParamDefinition, value: Any) -> str | None:
         value = _coerce(definition.type, value)
     except (TypeError, ValueError) as exc:
         return str(exc)
+    return _check_rules(definition, value)
+
+
+def _check_rules(definition: ParamDefinition, value: Any) -> str | None:
     kind = definition.type
     if kind in (ParamType.SELECT, ParamType.MULTISELECT) and definition.options:
         allowed = [option.value for option in definition.options]
@@ -63,8 +68,10 @@ def check_value(definition: ParamDefinition, value: Any) -> str | None:
             return f"must have at least {rules.min_length} {unit}, has {size}"
         if rules.max_length is not None and size > rules.max_length:
             return f"must have at most {rules.max_length} {unit}, has {size}"
-    if rules.pattern is not None and isinstance(value, str) and not re.fullmatch(
-        rules.pattern, value
+    if (
+        rules.pattern is not None
+        and isinstance(value, str)
+        and not re.fullmatch(rules.pattern, value)
     ):
         return rules.pattern_message or f"must match the pattern {rules.pattern!r}"
     return None
@@ -101,7 +108,9 @@ def validate_params(
                 problems.append(ParamProblem(name, problem))
             clean[name] = coerced
         elif definition.default is not None:
-            clean[name] = definition.default
+            # Declared defaults were checked against the type but may be written loosely
+            # ("5" for a number): the executor gets them coerced like any given value.
+            clean[name], _ = coerce_value(definition, definition.default)
         elif definition.required:
             problems.append(ParamProblem(name, "is required"))
     return clean, problems
