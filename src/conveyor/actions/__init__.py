@@ -7,6 +7,7 @@ import ...``; the names and fields are the same.
 from conveyor.actions._context import ActionContext, EventContext
 from conveyor.actions._declare import definition_of, register_action
 from conveyor.actions._executor import ActionDefinition, BaseActionExecutor
+from conveyor.actions._function import action
 from conveyor.actions._meta import (
     ActionMeta,
     ExecutionMode,
@@ -19,6 +20,7 @@ from conveyor.actions._meta import (
     ValidationRules,
 )
 from conveyor.actions._params import coerce_value, validate_params, validated_params
+from conveyor.actions._registry import ActionRegistry, DiscoveryReport, FailedPlugin
 from conveyor.actions._results import ActionResult, EventAction, EventResult, StepStatus
 from conveyor.actions._services import Publisher, ServiceInvoker
 
@@ -26,12 +28,15 @@ __all__ = [
     "ActionContext",
     "ActionDefinition",
     "ActionMeta",
+    "ActionRegistry",
     "ActionResult",
     "BaseActionExecutor",
+    "DiscoveryReport",
     "EventAction",
     "EventContext",
     "EventResult",
     "ExecutionMode",
+    "FailedPlugin",
     "OutputDefinition",
     "ParamDefinition",
     "ParamType",
@@ -42,6 +47,7 @@ __all__ = [
     "ShowWhen",
     "StepStatus",
     "ValidationRules",
+    "action",
     "coerce_value",
     "definition_of",
     "register_action",
