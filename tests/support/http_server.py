@@ -19,12 +19,8 @@ been sent, and may for instance post an event to the engine::
     def start_job(request: RecordedRequest) -> Reply:
         return Reply(202, {"workflow_id": "wf-1"}, after=lambda _: send_event("wf-1"))
 
-In a test module, make a fixture of it::
-
-    @pytest.fixture
-    def server() -> Iterator[HttpTestServer]:
-        with HttpTestServer() as running:
-            yield running
+In tests, the `http_server` fixture (registered in ``tests/conftest.py``) gives a started
+server that is stopped after the test.
 """
 
 from __future__ import annotations
@@ -62,6 +58,7 @@ class RecordedRequest:
         query: Each query parameter's values, in order.
         headers: The headers, with lower-cased names.
         body: The raw body.
+        client: The client's (host, port): requests over one kept-alive connection share it.
     """
 
     method: str
@@ -69,6 +66,7 @@ class RecordedRequest:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    client: tuple[str, int] = ("", 0)
 
     @property
     def json(self) -> Any:
@@ -308,6 +306,7 @@ def _handler_class(server: HttpTestServer) -> type[BaseHTTPRequestHandler]:
                 query=parse_qs(split.query, keep_blank_values=True),
                 headers={name.lower(): value for name, value in self.headers.items()},
                 body=self.rfile.read(length) if length else b"",
+                client=(str(self.client_address[0]), int(self.client_address[1])),
             )
             server._record(request)
             handler = server._match(request.method, request.path)
@@ -364,10 +363,6 @@ def closed_port_url() -> str:
 
 @pytest.fixture
 def http_server() -> Iterator[HttpTestServer]:
-    """A started `HttpTestServer`, stopped after the test.
-
-    Use it from a test module with ``from tests.support.http_server import http_server``
-    and a fixture of another name that depends on it, or make a local fixture (see above).
-    """
+    """A started `HttpTestServer`, stopped after the test."""
     with HttpTestServer() as server:
         yield server
