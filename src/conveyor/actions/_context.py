@@ -41,7 +41,7 @@ class ActionContext:
     execution_id: str
     params: dict[str, Any] = field(default_factory=dict)
     workflow_params: dict[str, Any] = field(default_factory=dict)
-    step_outputs: dict[str, Any] = field(default_factory=dict)
+    step_outputs: Mapping[str, Any] = field(default_factory=dict)
     attempt: int = 1
     deadline: datetime | None = None
     item: Any = None

@@ -1,0 +1,1 @@
+"""Backends drive runs: `local` (embedded, SQLite) and `temporal`."""

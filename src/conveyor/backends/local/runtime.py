@@ -1,0 +1,611 @@
+"""The embedded backend: runs pipelines in this process and commits every transition to SQLite.
+
+How a transition happens: whatever occurred (a step returned, an event was decided, a timer
+fired) is submitted as a state machine input. Inputs are applied in batches on the next turn
+of the event loop: for each run, its state (cached while the run has work in flight, else read
+from the store) goes through `engine.transition`, the changed rows, waits and timers are
+written, and the batch is committed in one transaction. Only then are the commands carried out
+(executions started, tasks cancelled, waiters woken), so nothing ever depends on a transition
+that a crash could undo. A run that only waits holds no task and no memory: its waits and
+timers are rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from conveyor.actions import ActionRegistry, Publisher, ServiceInvoker
+from conveyor.backends.local import eventlog
+from conveyor.backends.local.eventlog import Delivery
+from conveyor.backends.local.runner import Runner
+from conveyor.backends.local.store import RunRecord, Store, Synchronous
+from conveyor.backends.local.timers import TimerService
+from conveyor.config import Settings
+from conveyor.engine import (
+    Abort,
+    CancelRun,
+    ClearTimer,
+    Command,
+    Execute,
+    Input,
+    Plan,
+    Recover,
+    RunFinished,
+    RunState,
+    SetTimer,
+    StartRun,
+    TimerFired,
+    Unwatch,
+    Watch,
+    transition,
+)
+from conveyor.errors import RunNotFoundError
+from conveyor.events import Event, EventReceipt, event_from_body
+from conveyor.pipeline.spec import PipelineSpec
+from conveyor.runs import RunSummary, RunView
+
+log = structlog.get_logger("conveyor.engine")
+
+_MAINTENANCE_SECONDS = 0.1
+_EXPIRY_SECONDS = 30.0
+
+
+@dataclass
+class _Active:
+    state: RunState
+    plan: Plan
+    record: RunRecord
+
+
+class LocalBackend:
+    """Runs pipelines in-process on a SQLite file; the default backend.
+
+    Use as an async context manager, or call `start()` and `stop()`.
+    """
+
+    def __init__(
+        self,
+        registry: ActionRegistry | None = None,
+        settings: Settings | None = None,
+        *,
+        db_path: str | Path | None = None,
+        services: ServiceInvoker | None = None,
+        publisher: Publisher | None = None,
+        synchronous: Synchronous = "NORMAL",
+        clock: Callable[[], float] = time.time,
+        store: Store | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.registry = registry if registry is not None else ActionRegistry.default()
+        self.store = store or Store(db_path or self.settings.db_path, synchronous=synchronous)
+        self._clock = clock
+        self._runner = Runner(
+            self.registry,
+            self.settings,
+            self._submit,
+            services=services,
+            publisher=publisher,
+            clock=clock,
+        )
+        self._timers = TimerService(self.store, self._timer_fired, clock)
+        self._active: dict[str, _Active] = {}
+        self._plans: dict[str, Plan] = {}
+        self._inbox: dict[str, list[tuple[Input, Delivery | None]]] = {}
+        self._flush_scheduled = False
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._listeners: list[Callable[[str], None]] = []
+        self._maintenance: asyncio.Task[None] | None = None
+        self._started = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> LocalBackend:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Open the database, take it for this process and resume every unfinished run.
+
+        Raises:
+            EngineBusyError: another live engine process holds the database.
+        """
+        if self._started:
+            return
+        self.store.open()
+        self.store.acquire_lock()
+        self._started = True
+        self._timers.start()
+        for run_id in self.store.run_ids("runs_with_running_units"):
+            self._submit(run_id, Recover(), None)
+        for run_id in self.store.run_ids("pending_runs"):
+            self._submit(run_id, StartRun(), None)
+        for delivery in eventlog.planned(self.store):
+            self._dispatch_delivery(delivery)
+        self._maintenance = asyncio.get_running_loop().create_task(
+            self._maintain(), name="conveyor-maintenance"
+        )
+
+    async def stop(self) -> None:
+        """Stop: apply what is already decided, cancel what runs (it resumes on restart)."""
+        if not self._started:
+            return
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            await asyncio.gather(self._maintenance, return_exceptions=True)
+        await self._timers.stop()
+        await self._runner.stop()
+        if self._inbox:
+            self._flush()
+        self._started = False
+        self.store.release_lock()
+        self.store.close()
+        self._active.clear()
+
+    # ------------------------------------------------------------ starting runs
+
+    async def start_run(
+        self,
+        pipeline: PipelineSpec,
+        params: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        owner: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        kind: str = "pipeline",
+    ) -> str:
+        """Validate and start a run of `pipeline`; return its id.
+
+        With an `idempotency_key` used before, return that first run's id and start nothing.
+
+        Raises:
+            PipelineValidationError: the pipeline has errors (every one listed).
+            ParamValidationError: the params do not fit the pipeline's parameters.
+        """
+        from conveyor.errors import PipelineValidationError
+        from conveyor.pipeline.params import resolve_pipeline_params
+        from conveyor.pipeline.validation import validate_pipeline
+
+        self._require_started()
+        if idempotency_key is not None:
+            existing = self.store.run_for_key(idempotency_key)
+            if existing is not None:
+                return existing
+        report = validate_pipeline(pipeline, self.registry)
+        if report.errors:
+            raise PipelineValidationError(report.errors)
+        resolved = resolve_pipeline_params(pipeline, params or {})
+        document = pipeline.model_dump(mode="json", exclude_none=True)
+        digest = hashlib.sha256(
+            json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
+        plan = self._plan(digest, pipeline)
+        now = self._clock()
+        state = RunState(
+            run_id=uuid.uuid4().hex,
+            pipeline_name=pipeline.name,
+            params=resolved,
+            created_at=now,
+        )
+        with self.store.transaction():
+            if idempotency_key is not None:
+                existing = self.store.run_for_key(idempotency_key)
+                if existing is not None:
+                    return existing
+            self.store.save_pipeline(digest, pipeline.name, pipeline.version, document)
+            self.store.insert_run(
+                state,
+                digest,
+                kind=kind,
+                idempotency_key=idempotency_key,
+                owner=owner,
+                labels=dict(labels or {}),
+            )
+            record = self.store.run_record(state.run_id)
+            active = _Active(state, plan, record)
+            commands = transition(plan, state, StartRun(), now)
+            deliveries = self._persist(active, commands, now)
+            self.store.save_state(state)
+        self._active[state.run_id] = active
+        self._carry_out(active, commands, deliveries)
+        self._settle(state.run_id)
+        return state.run_id
+
+    def _plan(self, digest: str, pipeline: PipelineSpec | None = None) -> Plan:
+        plan = self._plans.get(digest)
+        if plan is None:
+            if pipeline is None:
+                pipeline = PipelineSpec.model_validate(self.store.pipeline_document(digest))
+            metas = {step.action: self.registry.get(step.action).meta for step in pipeline.steps}
+            plan = Plan.compile(pipeline, metas)
+            if len(self._plans) > 512:
+                self._plans.pop(next(iter(self._plans)))
+            self._plans[digest] = plan
+        return plan
+
+    # ------------------------------------------------------------ reading runs
+
+    async def get(self, run_id: str) -> RunView:
+        """The run with its steps.
+
+        Raises:
+            RunNotFoundError: no such run.
+        """
+        return self.view(run_id)
+
+    def view(self, run_id: str) -> RunView:
+        """The run with its steps, synchronously.
+
+        Raises:
+            RunNotFoundError: no such run.
+        """
+        active = self._active.get(run_id)
+        if active is not None:
+            state, record, plan = active.state, active.record, active.plan
+        else:
+            state, record = self.store.load_state(run_id)
+            plan = self._plan_or_none(record.pipeline_hash)
+        order = list(plan.steps) if plan is not None else None
+        return RunView.of(
+            state,
+            kind=record.kind,
+            idempotency_key=record.idempotency_key,
+            owner=record.owner,
+            now=self._clock(),
+            order=order,
+        )
+
+    def _plan_or_none(self, digest: str) -> Plan | None:
+        try:
+            return self._plan(digest)
+        except Exception:
+            return None
+
+    async def list_runs(
+        self,
+        *,
+        status: list[str] | None = None,
+        pipeline: str | None = None,
+        owner: str | None = None,
+        kind: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[RunSummary]:
+        """Runs matching the filters, newest first."""
+        records = self.store.list_runs(
+            status=status,
+            pipeline=pipeline,
+            owner=owner,
+            kind=kind,
+            created_after=created_after,
+            created_before=created_before,
+            limit=limit,
+            offset=offset,
+        )
+        return [_summary(record) for record in records]
+
+    async def wait(self, run_id: str, timeout: float | None = None) -> RunView:
+        """Wait until the run ends and return it.
+
+        Raises:
+            RunNotFoundError: no such run.
+            TimeoutError: it did not end within `timeout` seconds.
+        """
+        view = self.view(run_id)
+        if view.status.is_terminal:
+            return view
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(run_id, []).append(future)
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise TimeoutError(f"run {run_id} did not finish within {timeout}s") from None
+        finally:
+            waiters = self._waiters.get(run_id)
+            if waiters and future in waiters:
+                waiters.remove(future)
+        return self.view(run_id)
+
+    def subscribe(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call `listener(run_id)` after every committed change of a run; returns unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    # ------------------------------------------------------------ cancel and events
+
+    async def cancel(self, run_id: str, reason: str = "cancelled") -> RunView:
+        """Cancel the run: running steps are cancelled and cleaned up.
+
+        Raises:
+            RunNotFoundError: no such run.
+        """
+        self._require_started()
+        self.store.run_record(run_id)
+        self._submit(run_id, CancelRun(reason), None)
+        self._flush()
+        return self.view(run_id)
+
+    async def send_event(self, event: Event | Mapping[str, Any]) -> EventReceipt:
+        """Accept an event: store it, then route it to the steps waiting on its id.
+
+        Returns:
+            How it was routed; it is committed before this returns.
+
+        Raises:
+            EventError: the event is not a JSON object or is malformed.
+        """
+        self._require_started()
+        if not isinstance(event, Event):
+            event = event_from_body(event, paths=self.settings.correlation_paths)
+        now = self._clock()
+        with self.store.transaction():
+            status, deliveries = eventlog.accept(
+                self.store, event, now, self.settings.event_ttl_seconds
+            )
+        for delivery in deliveries:
+            self._dispatch_delivery(delivery)
+        return EventReceipt(
+            event_id=event.id,
+            correlation_id=event.correlation_id,
+            status=status,
+            deliveries=len(deliveries),
+        )
+
+    async def list_events(
+        self, *, status: list[str] | None = None, limit: int = 50, offset: int = 0
+    ) -> list[eventlog.StoredEvent]:
+        """Stored events, newest first (`status=["unroutable", "expired"]` for the lost ones)."""
+        return eventlog.list_events(self.store, status=status, limit=limit, offset=offset)
+
+    def queue_depths(self) -> dict[str, tuple[int, int]]:
+        """(running, waiting in line) per queue in this process."""
+        return self._runner.queue_depths()
+
+    # ------------------------------------------------------------ the transition loop
+
+    def _submit(self, run_id: str, message: Input, tag: Delivery | None) -> None:
+        self._inbox.setdefault(run_id, []).append((message, tag))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _timer_fired(self, run_id: str, step_id: str | None, index: int | None, at: float) -> None:
+        self._submit(run_id, TimerFired(step_id, index, at), None)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._inbox or not self._started:
+            return
+        batch, self._inbox = self._inbox, {}
+        now = self._clock()
+        done: list[tuple[_Active, list[Command], list[Delivery]]] = []
+        with self.store.transaction() as db:
+            for run_id, messages in batch.items():
+                db.execute("SAVEPOINT run")
+                try:
+                    active = self._load(run_id)
+                    commands: list[Command] = []
+                    deliveries: list[Delivery] = []
+                    for message, tag in messages:
+                        if isinstance(message, TimerFired):
+                            self.store.clear_fired_timer(
+                                run_id, message.step_id, message.index, message.at
+                            )
+                        produced = transition(active.plan, active.state, message, now)
+                        if tag is not None:
+                            eventlog.finish(self.store, tag)
+                        deliveries += self._persist(active, produced, now)
+                        commands += produced
+                    self.store.save_state(active.state)
+                    db.execute("RELEASE run")
+                except RunNotFoundError:
+                    db.execute("ROLLBACK TO run")
+                    db.execute("RELEASE run")
+                    continue
+                except Exception:
+                    db.execute("ROLLBACK TO run")
+                    db.execute("RELEASE run")
+                    self._active.pop(run_id, None)
+                    log.exception("transition_failed", run_id=run_id)
+                    continue
+                done.append((active, commands, deliveries))
+        for active, commands, deliveries in done:
+            self._carry_out(active, commands, deliveries)
+        for active, _, _ in done:
+            self._settle(active.state.run_id)
+
+    def _load(self, run_id: str) -> _Active:
+        active = self._active.get(run_id)
+        if active is None:
+            state, record = self.store.load_state(run_id)
+            active = _Active(state, self._plan(record.pipeline_hash), record)
+            self._active[run_id] = active
+        return active
+
+    def _persist(self, active: _Active, commands: list[Command], now: float) -> list[Delivery]:
+        """Write the durable part of `commands` (waits, timers) in the current transaction."""
+        run_id = active.state.run_id
+        deliveries: list[Delivery] = []
+        for command in commands:
+            if isinstance(command, Watch):
+                self.store.add_wait(
+                    command.correlation_id, run_id, command.step_id, command.index, command.attempt
+                )
+                deliveries += eventlog.claim_pending(
+                    self.store,
+                    command.correlation_id,
+                    run_id,
+                    command.step_id,
+                    command.index,
+                    command.attempt,
+                    now,
+                )
+            elif isinstance(command, Unwatch):
+                self.store.remove_wait(
+                    command.correlation_id, run_id, command.step_id, command.index
+                )
+            elif isinstance(command, SetTimer):
+                self.store.set_timer(run_id, command.step_id, command.index, command.at)
+            elif isinstance(command, ClearTimer):
+                self.store.clear_timer(run_id, command.step_id, command.index)
+        return deliveries
+
+    def _carry_out(
+        self, active: _Active, commands: list[Command], deliveries: list[Delivery]
+    ) -> None:
+        """Act on committed commands."""
+        state = active.state
+        run_id = state.run_id
+        finished = False
+        for command in commands:
+            if isinstance(command, Execute):
+                self._runner.execute(run_id, command, state.params, _OutputsView(state))
+            elif isinstance(command, Abort):
+                self._runner.abort(run_id, command, state.params, _OutputsView(state))
+            elif isinstance(command, SetTimer):
+                self._timers.armed(run_id, command.step_id, command.index, command.at)
+            elif isinstance(command, RunFinished):
+                finished = True
+        for delivery in deliveries:
+            self._dispatch_delivery(delivery)
+        if finished:
+            for future in self._waiters.pop(run_id, []):
+                if not future.done():
+                    future.set_result(None)
+        for listener in list(self._listeners):
+            listener(run_id)
+
+    def _settle(self, run_id: str) -> None:
+        """Drop a run from memory once nothing of it is in flight (it waits, or it ended)."""
+        active = self._active.get(run_id)
+        if active is None or run_id in self._inbox:
+            return
+        state = active.state
+        if state.running == 0 and not state.queue and not self._runner.busy(run_id):
+            del self._active[run_id]
+
+    def _dispatch_delivery(self, delivery: Delivery) -> None:
+        stored = eventlog.get(self.store, delivery.event_seq)
+        if stored is None:
+            return
+        try:
+            record = self.store.run_record(delivery.run_id)
+        except RunNotFoundError:
+            return
+        plan = self._plan(record.pipeline_hash)
+        action = plan.steps[delivery.step_id].meta.type
+
+        def unit_view() -> tuple[Any, int, str | None, dict[str, Any], dict[str, Any]] | None:
+            try:
+                active = self._active.get(delivery.run_id) or self._load(delivery.run_id)
+                unit = active.state.unit(delivery.step_id, delivery.index)
+            except (RunNotFoundError, KeyError, IndexError):
+                return None
+            outputs = unit.outputs if isinstance(unit.outputs, dict) else {}
+            return unit.status, unit.attempt, unit.external_id, outputs, unit.params or {}
+
+        event = Event(
+            id=stored.id,
+            type=stored.type,
+            source=stored.source,
+            data=stored.data,
+            correlation_id=stored.correlation_id,
+        )
+        self._runner.deliver(
+            delivery.run_id,
+            delivery.step_id,
+            delivery.index,
+            delivery.attempt,
+            action,
+            event,
+            unit_view,
+            delivery,
+        )
+
+    # ------------------------------------------------------------ upkeep
+
+    async def _maintain(self) -> None:
+        """Take requests other processes left in the inbox; expire old buffered events."""
+        version = self.store.data_version()
+        last_expiry = 0.0
+        while True:
+            await asyncio.sleep(_MAINTENANCE_SECONDS)
+            try:
+                current = self.store.data_version()
+                if current != version:
+                    version = current
+                    for kind, payload in self.store.take_inbox():
+                        await self._handle_request(kind, payload)
+                now = self._clock()
+                if now - last_expiry > _EXPIRY_SECONDS:
+                    last_expiry = now
+                    eventlog.expire(self.store, now)
+            except Exception:
+                log.exception("maintenance_failed")
+
+    async def _handle_request(self, kind: str, payload: dict[str, Any]) -> None:
+        try:
+            if kind == "event":
+                await self.send_event(payload)
+            elif kind == "cancel":
+                await self.cancel(payload["run_id"], payload.get("reason", "cancelled"))
+            else:
+                log.warning("unknown_request", kind=kind)
+        except Exception:
+            log.exception("request_failed", kind=kind)
+
+    def _require_started(self) -> None:
+        if not self._started:
+            raise RuntimeError("the backend is not started: use `async with LocalBackend(...)`")
+
+
+class _OutputsView(Mapping[str, Any]):
+    """`step_outputs` for an executor: earlier steps' outputs, read when asked for."""
+
+    def __init__(self, state: RunState) -> None:
+        self._steps = state.steps
+
+    def __getitem__(self, step_id: str) -> Any:
+        step = self._steps[step_id]
+        if step.outputs is None:
+            raise KeyError(step_id)
+        return step.outputs
+
+    def __iter__(self) -> Any:
+        return (key for key, step in self._steps.items() if step.outputs is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for step in self._steps.values() if step.outputs is not None)
+
+
+def _summary(record: RunRecord) -> RunSummary:
+    from datetime import UTC, datetime
+
+    def ts(value: float | None) -> datetime | None:
+        return datetime.fromtimestamp(value, tz=UTC) if value is not None else None
+
+    return RunSummary(
+        run_id=record.id,
+        pipeline=record.pipeline_name,
+        kind=record.kind,
+        status=record.status,
+        error=record.error,
+        created_at=ts(record.created_at),
+        started_at=ts(record.started_at),
+        finished_at=ts(record.finished_at),
+        owner=record.owner,
+    )

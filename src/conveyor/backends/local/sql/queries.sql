@@ -1,0 +1,115 @@
+-- Named queries of the embedded engine; `-- name:` starts each one.
+
+-- name: insert_pipeline
+INSERT OR IGNORE INTO pipelines (hash, name, version, document, created_at)
+VALUES (:hash, :name, :version, :document, :created_at);
+
+-- name: get_pipeline
+SELECT document FROM pipelines WHERE hash = ?;
+
+-- name: insert_run
+INSERT INTO runs (id, pipeline_hash, pipeline_name, kind, status, params, created_at,
+                  idempotency_key, owner, labels)
+VALUES (:id, :pipeline_hash, :pipeline_name, :kind, :status, :params, :created_at,
+        :idempotency_key, :owner, :labels);
+
+-- name: run_by_idempotency_key
+SELECT id FROM runs WHERE idempotency_key = ?;
+
+-- name: update_run
+UPDATE runs SET status = :status, outputs = :outputs, error = :error, failed_step = :failed_step,
+       started_at = :started_at, finished_at = :finished_at, deadline_at = :deadline_at
+WHERE id = :id;
+
+-- name: get_run
+SELECT * FROM runs WHERE id = ?;
+
+-- name: upsert_unit
+INSERT INTO units (run_id, step_id, idx, status, data) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (run_id, step_id, idx) DO UPDATE SET status = excluded.status, data = excluded.data;
+
+-- name: units_of_run
+SELECT step_id, idx, data FROM units WHERE run_id = ? ORDER BY step_id, idx;
+
+-- name: unfinished_runs
+SELECT id FROM runs WHERE status IN ('pending', 'running') ORDER BY created_at;
+
+-- name: runs_with_running_units
+SELECT DISTINCT units.run_id FROM units JOIN runs ON runs.id = units.run_id
+WHERE units.status = 'running' AND runs.status = 'running';
+
+-- name: pending_runs
+SELECT id FROM runs WHERE status = 'pending' ORDER BY created_at;
+
+-- name: insert_wait
+INSERT OR REPLACE INTO waits (correlation_id, run_id, step_id, idx, attempt, since)
+VALUES (?, ?, ?, ?, ?, ?);
+
+-- name: delete_wait
+DELETE FROM waits WHERE correlation_id = ? AND run_id = ? AND step_id = ? AND idx = ?;
+
+-- name: waits_for
+SELECT run_id, step_id, idx, attempt FROM waits WHERE correlation_id = ?;
+
+-- name: set_timer
+INSERT OR REPLACE INTO timers (run_id, step_id, idx, fire_at) VALUES (?, ?, ?, ?);
+
+-- name: clear_timer
+DELETE FROM timers WHERE run_id = ? AND step_id = ? AND idx = ?;
+
+-- name: clear_fired_timer
+DELETE FROM timers WHERE run_id = ? AND step_id = ? AND idx = ? AND fire_at <= ?;
+
+-- name: timers_due_before
+SELECT run_id, step_id, idx, fire_at FROM timers WHERE fire_at < ? ORDER BY fire_at;
+
+-- name: insert_event
+INSERT OR IGNORE INTO events (id, correlation_id, type, source, data, received_at, expires_at,
+                              status)
+VALUES (:id, :correlation_id, :type, :source, :data, :received_at, :expires_at, :status);
+
+-- name: event_seq
+SELECT seq, status FROM events WHERE id = ?;
+
+-- name: set_event_status
+UPDATE events SET status = ? WHERE seq = ?;
+
+-- name: pending_events_for
+SELECT seq FROM events WHERE correlation_id = ? AND status = 'pending' AND expires_at > ?
+ORDER BY seq;
+
+-- name: expire_events
+UPDATE events SET status = 'expired' WHERE status = 'pending' AND expires_at <= ?;
+
+-- name: get_event
+SELECT * FROM events WHERE seq = ?;
+
+-- name: insert_delivery
+INSERT OR IGNORE INTO deliveries (event_seq, run_id, step_id, idx, attempt, status)
+VALUES (?, ?, ?, ?, ?, 'planned');
+
+-- name: finish_delivery
+UPDATE deliveries SET status = 'done'
+WHERE event_seq = ? AND run_id = ? AND step_id = ? AND idx = ?;
+
+-- name: planned_deliveries
+SELECT event_seq, run_id, step_id, idx, attempt FROM deliveries WHERE status = 'planned'
+ORDER BY event_seq;
+
+-- name: insert_inbox
+INSERT INTO inbox (kind, payload, created_at) VALUES (?, ?, ?);
+
+-- name: take_inbox
+DELETE FROM inbox WHERE seq <= ? RETURNING seq, kind, payload;
+
+-- name: max_inbox
+SELECT max(seq) FROM inbox;
+
+-- name: get_lock
+SELECT pid, host, started_at FROM engine_lock WHERE id = 1;
+
+-- name: take_lock
+INSERT OR REPLACE INTO engine_lock (id, pid, host, started_at) VALUES (1, ?, ?, ?);
+
+-- name: release_lock
+DELETE FROM engine_lock WHERE id = 1 AND pid = ?;

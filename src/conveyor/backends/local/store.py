@@ -1,0 +1,443 @@
+"""The embedded engine's storage: one SQLite file in WAL mode.
+
+Every call is synchronous and short. The engine runs them on its event loop on purpose: a
+commit costs tens of microseconds here, far less than a hop to a thread, and one writer on one
+loop needs no locking of its own. Writes are grouped by the caller inside `transaction()`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from conveyor.backends.local.sql import Q, migrations
+from conveyor.engine.state import RunState, RunStatus, StepState, UnitState
+from conveyor.errors import EngineBusyError, RunNotFoundError
+
+Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON; values JSON cannot hold are stored as their text."""
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run's row, without its units."""
+
+    id: str
+    pipeline_hash: str
+    pipeline_name: str
+    kind: str
+    status: RunStatus
+    params: dict[str, Any]
+    outputs: dict[str, Any] | None
+    error: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    idempotency_key: str | None
+    owner: str | None
+    labels: dict[str, str]
+
+
+class Store:
+    """SQLite persistence of runs, units, waits, timers, events and the inbox."""
+
+    def __init__(self, path: str | Path, *, synchronous: Synchronous = "NORMAL") -> None:
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self._db: sqlite3.Connection | None = None
+        self._depth = 0
+
+    # ------------------------------------------------------------ connection
+
+    def open(self) -> Store:
+        """Connect, set the pragmas and bring the schema up to date."""
+        if self._db is not None:
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: transactions are begun explicitly (BEGIN IMMEDIATE) so a write
+        # never has to upgrade a read lock, which is how SQLite deadlocks under two writers.
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        # WAL: readers (CLI, API) never block the engine's writer.
+        db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a commit survives the process being killed; only an OS crash or
+        # power loss can drop the last commits. FULL also survives those, at an fsync a commit.
+        db.execute(f"PRAGMA synchronous={self.synchronous}")
+        # Another process (the CLI) may hold the write lock for a moment: wait, don't fail.
+        db.execute("PRAGMA busy_timeout=10000")
+        db.execute("PRAGMA foreign_keys=ON")
+        self._db = db
+        self._migrate()
+        return self
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The open connection."""
+        if self._db is None:
+            raise RuntimeError("the store is not open")
+        return self._db
+
+    def _migrate(self) -> None:
+        current = self.db.execute("PRAGMA user_version").fetchone()[0]
+        for version, script in migrations():
+            if version <= current:
+                continue
+            with self.transaction():
+                for statement in _statements(script):
+                    self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version={version}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (nested calls join the outer one)."""
+        db = self.db
+        if self._depth:
+            self._depth += 1
+            try:
+                yield db
+            finally:
+                self._depth -= 1
+            return
+        db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield db
+        except BaseException:
+            self._depth = 0
+            db.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        db.execute("COMMIT")
+        self.after_commit()
+
+    def after_commit(self) -> None:
+        """Called after every commit; a hook for subclasses (fault injection in tests)."""
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (cheap to poll)."""
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+    # ------------------------------------------------------------ engine lock
+
+    def acquire_lock(self) -> None:
+        """Take the database for this process.
+
+        Raises:
+            EngineBusyError: another live process holds it.
+        """
+        with self.transaction() as db:
+            row = db.execute(Q["get_lock"]).fetchone()
+            host = socket.gethostname()
+            if (
+                row is not None
+                and row["pid"] != os.getpid()
+                and row["host"] == host
+                and _alive(row["pid"])
+            ):
+                raise EngineBusyError(
+                    f"the database {self.path} is in use by another engine (pid "
+                    f"{row['pid']}); stop it, or use another database"
+                )
+            db.execute(Q["take_lock"], (os.getpid(), host, time.time()))
+
+    def lock_holder(self) -> int | None:
+        """The pid of the live engine holding the database, if any."""
+        row = self.db.execute(Q["get_lock"]).fetchone()
+        if row is None or row["host"] != socket.gethostname() or not _alive(row["pid"]):
+            return None
+        return int(row["pid"])
+
+    def release_lock(self) -> None:
+        """Give the database up."""
+        with self.transaction() as db:
+            db.execute(Q["release_lock"], (os.getpid(),))
+
+    # ------------------------------------------------------------ pipelines and runs
+
+    def save_pipeline(self, digest: str, name: str, version: str, document: dict[str, Any]) -> None:
+        """Keep a pipeline snapshot by its content hash."""
+        self.db.execute(
+            Q["insert_pipeline"],
+            {
+                "hash": digest,
+                "name": name,
+                "version": version,
+                "document": dumps(document),
+                "created_at": time.time(),
+            },
+        )
+
+    def pipeline_document(self, digest: str) -> dict[str, Any]:
+        """The pipeline snapshot with that hash."""
+        row = self.db.execute(Q["get_pipeline"], (digest,)).fetchone()
+        if row is None:
+            raise KeyError(digest)
+        document: dict[str, Any] = json.loads(row["document"])
+        return document
+
+    def run_for_key(self, key: str) -> str | None:
+        """The run started with this idempotency key, if any."""
+        row = self.db.execute(Q["run_by_idempotency_key"], (key,)).fetchone()
+        return str(row["id"]) if row else None
+
+    def insert_run(
+        self,
+        state: RunState,
+        pipeline_hash: str,
+        *,
+        kind: str = "pipeline",
+        idempotency_key: str | None = None,
+        owner: str | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> None:
+        """Insert a new run's row."""
+        self.db.execute(
+            Q["insert_run"],
+            {
+                "id": state.run_id,
+                "pipeline_hash": pipeline_hash,
+                "pipeline_name": state.pipeline_name,
+                "kind": kind,
+                "status": state.status.value,
+                "params": dumps(state.params),
+                "created_at": state.created_at,
+                "idempotency_key": idempotency_key,
+                "owner": owner,
+                "labels": dumps(labels or {}),
+            },
+        )
+
+    def save_state(self, state: RunState) -> None:
+        """Write what changed in `state` (its dirty units, and its row if needed)."""
+        db = self.db
+        if state.dirty:
+            rows = []
+            for step_id, index in state.dirty:
+                unit = state.unit(step_id, index)
+                rows.append(
+                    (
+                        state.run_id,
+                        step_id,
+                        -1 if index is None else index,
+                        unit.status.value,
+                        dumps(unit.to_dict()),
+                    )
+                )
+            db.executemany(Q["upsert_unit"], rows)
+            state.dirty.clear()
+        if state.run_dirty:
+            db.execute(
+                Q["update_run"],
+                {
+                    "id": state.run_id,
+                    "status": state.status.value,
+                    "outputs": dumps(state.outputs) if state.outputs is not None else None,
+                    "error": state.error,
+                    "failed_step": state.failed_step,
+                    "started_at": state.started_at,
+                    "finished_at": state.finished_at,
+                    "deadline_at": state.deadline_at,
+                },
+            )
+            state.run_dirty = False
+
+    def run_record(self, run_id: str) -> RunRecord:
+        """A run's row.
+
+        Raises:
+            RunNotFoundError: no such run.
+        """
+        row = self.db.execute(Q["get_run"], (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFoundError(run_id)
+        return _record(row)
+
+    def load_state(self, run_id: str) -> tuple[RunState, RunRecord]:
+        """A run's full state and its row.
+
+        Raises:
+            RunNotFoundError: no such run.
+        """
+        row = self.db.execute(Q["get_run"], (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFoundError(run_id)
+        record = _record(row)
+        state = RunState(
+            run_id=record.id,
+            pipeline_name=record.pipeline_name,
+            params=record.params,
+            status=record.status,
+            outputs=record.outputs,
+            error=record.error,
+            created_at=record.created_at,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            deadline_at=row["deadline_at"],
+            failed_step=row["failed_step"],
+        )
+        for unit_row in self.db.execute(Q["units_of_run"], (run_id,)):
+            data = json.loads(unit_row["data"])
+            index = unit_row["idx"]
+            if index < 0:
+                state.steps[unit_row["step_id"]] = StepState.from_dict(data)
+            else:
+                step = state.steps[unit_row["step_id"]]
+                assert step.items is not None
+                step.items[index] = UnitState.from_dict(data)
+        state.recount()
+        return state, record
+
+    def list_runs(
+        self,
+        *,
+        status: Sequence[str] | None = None,
+        pipeline: str | None = None,
+        owner: str | None = None,
+        kind: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[RunRecord]:
+        """Runs matching the filters, newest first."""
+        where: list[str] = []
+        args: list[Any] = []
+        if status:
+            where.append(f"status IN ({','.join('?' * len(status))})")
+            args.extend(status)
+        for column, value in (("pipeline_name", pipeline), ("owner", owner), ("kind", kind)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if created_after is not None:
+            where.append("created_at >= ?")
+            args.append(created_after)
+        if created_before is not None:
+            where.append("created_at < ?")
+            args.append(created_before)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        sql = f"SELECT * FROM runs {clause} ORDER BY created_at DESC, id LIMIT ? OFFSET ?"
+        rows = self.db.execute(sql, [*args, limit, offset]).fetchall()
+        return [_record(row) for row in rows]
+
+    def run_ids(self, query: str, *args: Any) -> list[str]:
+        """Ids returned by a named query."""
+        return [row[0] for row in self.db.execute(Q[query], args)]
+
+    # ------------------------------------------------------------ waits and timers
+
+    def add_wait(
+        self, correlation_id: str, run_id: str, step_id: str, index: int | None, attempt: int
+    ) -> None:
+        """Route events with `correlation_id` to the unit."""
+        self.db.execute(
+            Q["insert_wait"],
+            (correlation_id, run_id, step_id, _idx(index), attempt, time.time()),
+        )
+
+    def remove_wait(
+        self, correlation_id: str, run_id: str, step_id: str, index: int | None
+    ) -> None:
+        """Stop routing events with `correlation_id` to the unit."""
+        self.db.execute(Q["delete_wait"], (correlation_id, run_id, step_id, _idx(index)))
+
+    def waits_for(self, correlation_id: str) -> list[tuple[str, str, int | None, int]]:
+        """(run_id, step_id, index, attempt) of the units waiting on `correlation_id`."""
+        return [
+            (row[0], row[1], None if row[2] < 0 else row[2], row[3])
+            for row in self.db.execute(Q["waits_for"], (correlation_id,))
+        ]
+
+    def set_timer(self, run_id: str, step_id: str | None, index: int | None, at: float) -> None:
+        """Arm (or move) a durable timer."""
+        self.db.execute(Q["set_timer"], (run_id, step_id or "", _idx(index), at))
+
+    def clear_timer(self, run_id: str, step_id: str | None, index: int | None) -> None:
+        """Disarm a timer."""
+        self.db.execute(Q["clear_timer"], (run_id, step_id or "", _idx(index)))
+
+    def clear_fired_timer(
+        self, run_id: str, step_id: str | None, index: int | None, at: float
+    ) -> None:
+        """Remove a timer that fired, unless it was moved later since."""
+        self.db.execute(Q["clear_fired_timer"], (run_id, step_id or "", _idx(index), at))
+
+    def timers_due_before(self, until: float) -> list[tuple[float, str, str | None, int | None]]:
+        """(fire_at, run_id, step_id, index) of timers due before `until`."""
+        return [
+            (row[3], row[0], row[1] or None, None if row[2] < 0 else row[2])
+            for row in self.db.execute(Q["timers_due_before"], (until,))
+        ]
+
+    # ------------------------------------------------------------ inbox
+
+    def post_inbox(self, kind: str, payload: dict[str, Any]) -> None:
+        """Leave a request for the engine process that holds the database."""
+        with self.transaction() as db:
+            db.execute(Q["insert_inbox"], (kind, dumps(payload), time.time()))
+
+    def take_inbox(self) -> list[tuple[str, dict[str, Any]]]:
+        """Remove and return the waiting requests, oldest first."""
+        top = self.db.execute(Q["max_inbox"]).fetchone()[0]
+        if top is None:
+            return []
+        with self.transaction() as db:
+            rows = db.execute(Q["take_inbox"], (top,)).fetchall()
+        rows.sort(key=lambda row: row["seq"])
+        return [(row["kind"], json.loads(row["payload"])) for row in rows]
+
+
+def _idx(index: int | None) -> int:
+    return -1 if index is None else index
+
+
+def _record(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        id=row["id"],
+        pipeline_hash=row["pipeline_hash"],
+        pipeline_name=row["pipeline_name"],
+        kind=row["kind"],
+        status=RunStatus(row["status"]),
+        params=json.loads(row["params"]),
+        outputs=json.loads(row["outputs"]) if row["outputs"] is not None else None,
+        error=row["error"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        idempotency_key=row["idempotency_key"],
+        owner=row["owner"],
+        labels=json.loads(row["labels"] or "{}"),
+    )
+
+
+def _statements(script: str) -> list[str]:
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,223 @@
+"""The state of one run, as the state machine sees it and the stores persist it.
+
+Plain mutable dataclasses: the machine updates them in place and records what it touched in
+`RunState.dirty`, so a store writes only the rows that changed (a 1,000-step run must not be
+rewritten for each step that finishes).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from conveyor.actions import StepStatus
+
+
+class RunStatus(StrEnum):
+    """Where a run stands."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the run will not change again."""
+        return self not in (RunStatus.PENDING, RunStatus.RUNNING)
+
+
+class TimerKind(StrEnum):
+    """What a unit's timer means when it fires."""
+
+    RETRY = "retry"
+    """Backoff before the next attempt."""
+    WAIT = "wait"
+    """Deadline of a wait for an event."""
+    SLEEP = "sleep"
+    """End of a durable sleep; the unit completes."""
+
+
+@dataclass
+class UnitState:
+    """One execution unit: a step, or one item of a `for_each` step.
+
+    `index` is None for a plain step and the item's position for an item.
+    """
+
+    step_id: str
+    index: int | None = None
+    status: StepStatus = StepStatus.PENDING
+    attempt: int = 0
+    params: dict[str, Any] | None = None
+    """The rendered params of the current attempt; set when the unit is queued."""
+    outputs: Any = None
+    error: str | None = None
+    external_id: str | None = None
+    progress: float = 0.0
+    message: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    timer_at: float | None = None
+    timer_kind: TimerKind | None = None
+    item: Any = None
+
+    @property
+    def key(self) -> str:
+        """The unit's key, unique in its run: `step` or `step[3]`."""
+        return self.step_id if self.index is None else f"{self.step_id}[{self.index}]"
+
+    @property
+    def active(self) -> bool:
+        """Whether the unit has started and not finished."""
+        return self.status in (StepStatus.RUNNING, StepStatus.WAITING, StepStatus.RETRYING)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {
+            "step_id": self.step_id,
+            "index": self.index,
+            "status": self.status.value,
+            "attempt": self.attempt,
+            "params": self.params,
+            "outputs": self.outputs,
+            "error": self.error,
+            "external_id": self.external_id,
+            "progress": self.progress,
+            "message": self.message,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "timer_at": self.timer_at,
+            "timer_kind": self.timer_kind.value if self.timer_kind else None,
+            "item": self.item,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UnitState:
+        """The inverse of `to_dict`."""
+        kind = data.get("timer_kind")
+        return cls(
+            step_id=data["step_id"],
+            index=data.get("index"),
+            status=StepStatus(data["status"]),
+            attempt=data.get("attempt", 0),
+            params=data.get("params"),
+            outputs=data.get("outputs"),
+            error=data.get("error"),
+            external_id=data.get("external_id"),
+            progress=data.get("progress", 0.0),
+            message=data.get("message"),
+            started_at=data.get("started_at"),
+            finished_at=data.get("finished_at"),
+            timer_at=data.get("timer_at"),
+            timer_kind=TimerKind(kind) if kind else None,
+            item=data.get("item"),
+        )
+
+
+@dataclass
+class StepState(UnitState):
+    """A step; a `for_each` step also holds its items."""
+
+    items: list[UnitState] | None = None
+    reason: str | None = None
+    """Why a step was skipped or cancelled."""
+    next_item: int = 0
+    """For `for_each`: the index of the next item to queue."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form, without the items (each item is a row of its own)."""
+        data = super().to_dict()
+        data["item_count"] = len(self.items) if self.items is not None else None
+        data["reason"] = self.reason
+        data["next_item"] = self.next_item
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepState:
+        """The inverse of `to_dict`; items are stored apart and attached by the caller."""
+        base = UnitState.from_dict(data)
+        count = data.get("item_count")
+        return cls(
+            **{name: getattr(base, name) for name in UnitState.__dataclass_fields__},
+            items=[UnitState(step_id=base.step_id, index=i) for i in range(count)]
+            if count is not None
+            else None,
+            reason=data.get("reason"),
+            next_item=data.get("next_item", 0),
+        )
+
+
+@dataclass
+class RunState:
+    """One run: its inputs, status, steps and outputs."""
+
+    run_id: str
+    pipeline_name: str
+    params: dict[str, Any]
+    status: RunStatus = RunStatus.PENDING
+    steps: dict[str, StepState] = field(default_factory=dict)
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    deadline_at: float | None = None
+    failed_step: str | None = None
+    """The step whose failure fails the run (with fail_fast off the run goes on until idle)."""
+
+    # Bookkeeping derived from the steps; rebuilt by `recount` after loading, never stored.
+    running: int = 0
+    open_steps: int = 0
+    queue: deque[tuple[str, int | None]] = field(default_factory=deque)
+    dirty: set[tuple[str, int | None]] = field(default_factory=set)
+    run_dirty: bool = False
+
+    def unit(self, step_id: str, index: int | None) -> UnitState:
+        """The unit `step_id` (index None) or its item `index`."""
+        step = self.steps[step_id]
+        if index is None:
+            return step
+        assert step.items is not None
+        return step.items[index]
+
+    def touch(self, unit: UnitState) -> None:
+        """Mark a unit's row as changed."""
+        self.dirty.add((unit.step_id, unit.index))
+
+    def recount(self) -> None:
+        """Rebuild the derived bookkeeping from the steps (after loading from a store)."""
+        self.running = 0
+        self.open_steps = 0
+        self.queue.clear()
+        for step in self.steps.values():
+            if not step.status.is_terminal:
+                self.open_steps += 1
+            units: list[UnitState] = list(step.items) if step.items is not None else [step]
+            for unit in units:
+                if unit.status is StepStatus.RUNNING:
+                    self.running += 1
+                elif unit.status is StepStatus.PENDING and unit.params is not None:
+                    self.queue.append((unit.step_id, unit.index))
+
+    @property
+    def progress(self) -> float:
+        """The run's progress, 0 to 100: finished steps count fully, active ones by their own."""
+        if not self.steps:
+            return 0.0
+        if self.status is RunStatus.COMPLETED:
+            return 100.0
+        total = 0.0
+        for step in self.steps.values():
+            if step.status.is_terminal:
+                total += 100.0
+            elif step.items:
+                done = sum(100.0 if i.status.is_terminal else i.progress for i in step.items)
+                total += done / len(step.items)
+            else:
+                total += step.progress
+        return total / len(self.steps)

@@ -1,0 +1,191 @@
+"""What callers see of a run: read-only views, the same whichever backend runs it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from conveyor.actions import StepStatus
+from conveyor.engine.state import RunState, RunStatus, StepState, UnitState
+
+
+def _ts(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, tz=UTC) if value is not None else None
+
+
+class ItemView(BaseModel):
+    """One item of a `for_each` step."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    item: Any = None
+    status: StepStatus
+    attempt: int
+    outputs: Any = None
+    error: str | None = None
+    progress: float = 0.0
+    external_id: str | None = None
+
+
+class StepView(BaseModel):
+    """One step of a run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step_id: str
+    status: StepStatus
+    attempt: int
+    params: dict[str, Any] | None = None
+    outputs: Any = None
+    error: str | None = None
+    reason: str | None = None
+    progress: float = 0.0
+    message: str | None = None
+    external_id: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    next_timer_at: datetime | None = None
+    duration_seconds: float | None = None
+    items: list[ItemView] | None = None
+
+    @classmethod
+    def of(cls, step: StepState) -> StepView:
+        """The view of a step's state."""
+        duration = (
+            step.finished_at - step.started_at
+            if step.finished_at is not None and step.started_at is not None
+            else None
+        )
+        return cls(
+            step_id=step.step_id,
+            status=step.status,
+            attempt=step.attempt,
+            params=step.params,
+            outputs=step.outputs,
+            error=step.error,
+            reason=step.reason,
+            progress=_step_progress(step),
+            message=step.message,
+            external_id=step.external_id,
+            started_at=_ts(step.started_at),
+            finished_at=_ts(step.finished_at),
+            next_timer_at=_ts(step.timer_at),
+            duration_seconds=duration,
+            items=[_item(unit) for unit in step.items] if step.items is not None else None,
+        )
+
+
+def _item(unit: UnitState) -> ItemView:
+    return ItemView(
+        index=unit.index or 0,
+        item=unit.item,
+        status=unit.status,
+        attempt=unit.attempt,
+        outputs=unit.outputs,
+        error=unit.error,
+        progress=unit.progress,
+        external_id=unit.external_id,
+    )
+
+
+def _step_progress(step: StepState) -> float:
+    if step.status is StepStatus.COMPLETED:
+        return 100.0
+    if step.items:
+        done = sum(100.0 if i.status.is_terminal else i.progress for i in step.items)
+        return done / len(step.items)
+    return step.progress
+
+
+class RunView(BaseModel):
+    """A run with its steps, progress and (while it runs) an estimate of time left."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    pipeline: str
+    kind: str = "pipeline"
+    status: RunStatus
+    params: dict[str, Any]
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
+    progress: float = 0.0
+    eta_seconds: float | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    idempotency_key: str | None = None
+    owner: str | None = None
+    steps: list[StepView] = []
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the run completed."""
+        return self.status is RunStatus.COMPLETED
+
+    def step(self, step_id: str) -> StepView:
+        """The view of step `step_id`."""
+        for step in self.steps:
+            if step.step_id == step_id:
+                return step
+        raise KeyError(step_id)
+
+    @classmethod
+    def of(
+        cls,
+        state: RunState,
+        *,
+        kind: str = "pipeline",
+        idempotency_key: str | None = None,
+        owner: str | None = None,
+        now: float | None = None,
+        order: list[str] | None = None,
+    ) -> RunView:
+        """The view of a run's state; `now` gives the ETA, `order` the steps' order."""
+        progress = state.progress
+        eta = None
+        if (
+            now is not None
+            and state.status is RunStatus.RUNNING
+            and state.started_at is not None
+            and 0 < progress < 100
+        ):
+            elapsed = now - state.started_at
+            eta = elapsed * (100 - progress) / progress
+        ids = order or list(state.steps)
+        return cls(
+            run_id=state.run_id,
+            pipeline=state.pipeline_name,
+            kind=kind,
+            status=state.status,
+            params=state.params,
+            outputs=state.outputs,
+            error=state.error,
+            progress=round(progress, 2),
+            eta_seconds=eta,
+            created_at=_ts(state.created_at),
+            started_at=_ts(state.started_at),
+            finished_at=_ts(state.finished_at),
+            idempotency_key=idempotency_key,
+            owner=owner,
+            steps=[StepView.of(state.steps[i]) for i in ids if i in state.steps],
+        )
+
+
+class RunSummary(BaseModel):
+    """A run in a list: no steps."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    pipeline: str
+    kind: str
+    status: RunStatus
+    error: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    owner: str | None = None
