@@ -84,7 +84,24 @@ class LocalBackend:
         synchronous: Synchronous = "NORMAL",
         clock: Callable[[], float] = time.time,
         store: Store | None = None,
+        drive: bool = True,
     ) -> None:
+        """Create the backend (nothing happens until `start()`).
+
+        Args:
+            registry: The actions; discovered from entry points when None.
+            settings: Settings; read from the environment when None.
+            db_path: The SQLite file; `settings.db_path` when None.
+            services: The service invoker actions use; from settings when None.
+            publisher: The publisher actions use; from settings when None.
+            synchronous: SQLite's `synchronous` pragma (FULL survives power loss too).
+            clock: Wall-clock time source (tests may pass their own).
+            store: A store to use instead of opening `db_path`.
+            drive: False opens the database without driving runs (no resume, no timers, no
+                executions): for tools that only record a cancel or an event while no
+                engine runs. What they record is carried out by the next engine that drives.
+        """
+        self.drive = drive
         self.settings = settings or Settings()
         self.registry = registry if registry is not None else ActionRegistry.default()
         self.store = store or Store(db_path or self.settings.db_path, synchronous=synchronous)
@@ -125,8 +142,10 @@ class LocalBackend:
         if self._started:
             return
         self.store.open()
-        self.store.acquire_lock()
         self._started = True
+        if not self.drive:
+            return
+        self.store.acquire_lock()
         self._timers.start()
         for run_id in self.store.run_ids("runs_with_running_units"):
             self._submit(run_id, Recover(), None)
@@ -150,7 +169,8 @@ class LocalBackend:
         if self._inbox:
             self._flush()
         self._started = False
-        self.store.release_lock()
+        if self.drive:
+            self.store.release_lock()
         self.store.close()
         self._active.clear()
 
@@ -215,6 +235,9 @@ class LocalBackend:
             )
             record = self.store.run_record(state.run_id)
             active = _Active(state, plan, record)
+            if not self.drive:
+                # Recorded as PENDING: the engine that drives starts it when it sees it.
+                return state.run_id
             commands = transition(plan, state, StartRun(), now)
             deliveries = self._persist(active, commands, now)
             self.store.save_state(state)
@@ -472,6 +495,8 @@ class LocalBackend:
         run_id = state.run_id
         finished = False
         for command in commands:
+            if not self.drive and isinstance(command, Execute | SetTimer):
+                continue  # Left to the engine that drives; the state already says RUNNING.
             if isinstance(command, Execute):
                 self._runner.execute(run_id, command, state.params, _OutputsView(state))
             elif isinstance(command, Abort):
@@ -499,6 +524,8 @@ class LocalBackend:
             del self._active[run_id]
 
     def _dispatch_delivery(self, delivery: Delivery) -> None:
+        if not self.drive:
+            return  # Stays planned; the engine that drives makes it at its start.
         stored = eventlog.get(self.store, delivery.event_seq)
         if stored is None:
             return
@@ -550,6 +577,10 @@ class LocalBackend:
                     version = current
                     for kind, payload in self.store.take_inbox():
                         await self._handle_request(kind, payload)
+                    # Runs another process recorded while this engine drives.
+                    for run_id in self.store.run_ids("pending_runs"):
+                        if run_id not in self._active and run_id not in self._inbox:
+                            self._submit(run_id, StartRun(), None)
                 now = self._clock()
                 if now - last_expiry > _EXPIRY_SECONDS:
                     last_expiry = now
