@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from types import ModuleType
+from typing import Any, Literal
 
 import jinja2
 from jinja2 import StrictUndefined
@@ -40,7 +41,31 @@ class _DataSandbox(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
 
-ENV = _DataSandbox(undefined=StrictUndefined, autoescape=False)
+def _data_only(value: Any) -> Any:
+    """Refuse a function, class or module as a template's result.
+
+    The sandbox already refuses every path from such an object to anything dangerous, but its
+    repr leaks internals (names, memory addresses) and a param holding one is never what the
+    author meant: `{{ lipsum }}` for `{{ lipsum() }}`, `{{ params.items }}` for a missing key.
+    """
+    if _is_code(value):
+        raise SecurityError(f"a template cannot output code ({type(value).__name__})")
+    if isinstance(value, list | tuple):
+        for item in value:
+            _data_only(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _data_only(item)
+    return value
+
+
+def _is_code(value: Any) -> bool:
+    if isinstance(value, jinja2.Undefined):
+        return False  # Callable, but rendering it raises the undefined error it carries.
+    return isinstance(value, type | ModuleType) or callable(value)
+
+
+ENV = _DataSandbox(undefined=StrictUndefined, autoescape=False, finalize=_data_only)
 """The one sandboxed environment every template is compiled in."""
 
 
@@ -111,7 +136,8 @@ def _compile_string(text: str) -> Renderer:
                     if isinstance(result, jinja2.Undefined):
                         # Forces StrictUndefined to raise with its message.
                         str(result)
-                    return result
+                    # compile_expression bypasses the environment's finalize.
+                    return _data_only(result)
 
             return render_expression
         template = ENV.from_string(text)
@@ -136,15 +162,21 @@ class _translated:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> Literal[False]:
+        text = self.text
         if exc is None:
             return False
         if isinstance(exc, SecurityError):
             raise SandboxViolationError(
-                f"template refused by the sandbox: {exc}", template=self.text
+                f"template refused by the sandbox: {exc}", template=text
             ) from exc
         if isinstance(exc, jinja2.UndefinedError):
-            raise TemplateError(f"undefined in template {self.text!r}: {exc}", template=self.text) from exc
-        if isinstance(exc, jinja2.TemplateError | TypeError | ValueError | ArithmeticError | LookupError):
-            raise TemplateError(f"template {self.text!r} failed: {exc}", template=self.text) from exc
+            raise TemplateError(f"undefined in template {text!r}: {exc}", template=text) from exc
+        if isinstance(exc, _RENDER_ERRORS):
+            raise TemplateError(f"template {text!r} failed: {exc}", template=text) from exc
         return False
+
+
+_RENDER_ERRORS = (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError)
