@@ -177,8 +177,8 @@ def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
     mark = exc.problem_mark or exc.context_mark
     problem = exc.problem or exc.context or "invalid YAML"
     if mark is None:
-        return f"YAML syntax error: {problem}"
-    return f"YAML syntax error at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+        return f"invalid YAML: {problem}"
+    return f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -240,11 +240,18 @@ def _describe(error: ErrorDetails) -> tuple[str, str]:
     template = _MESSAGES.get(kind)
     if template is not None:
         try:
-            return path, template.format(**ctx)
+            return path, template.format(**{k: _plain(v) for k, v in ctx.items()})
         except (KeyError, IndexError):
             pass
     message = error["msg"]
     return path, message[:1].lower() + message[1:]
+
+
+def _plain(value: Any) -> Any:
+    # Bounds are declared as floats (`gt=0`) but read better as written: "> 0", not "> 0.0".
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _nested_model(annotation: Any) -> type[BaseModel] | None:
