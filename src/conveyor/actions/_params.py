@@ -166,10 +166,10 @@ def _coerce(kind: ParamType, value: Any) -> Any:
         return value
     if kind is ParamType.JSON:
         if isinstance(value, str):
-            try:
-                return json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"is not valid JSON: {exc.msg} at position {exc.pos}") from exc
+            # Text holding a JSON object or array (from a CLI or a form) is decoded; any other
+            # text is a JSON string in its own right and stays as it is.
+            decoded = _json_or(value, value)
+            return decoded if isinstance(decoded, dict | list) else value
         return value
     if kind is ParamType.RANGE:
         if isinstance(value, str):
