@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from difflib import get_close_matches
 from typing import Any, Literal, Protocol
 
-from conveyor.actions import ActionDefinition, ExecutionMode, ParamType, validate_params
+from conveyor.actions import (
+    ActionDefinition,
+    ActionMeta,
+    ExecutionMode,
+    ParamType,
+    validate_params,
+)
 from conveyor.errors import PipelineValidationError, UnknownActionError
 from conveyor.pipeline.graph import StepGraph, format_cycle
 from conveyor.pipeline.params import coerce_parameter
@@ -251,9 +257,7 @@ class _Validator:
 
     def _check_policies(self, where: str, step: StepSpec, definition: ActionDefinition) -> None:
         meta = definition.meta
-        if meta.execution_mode is ExecutionMode.EVENT_DRIVEN and not (
-            step.timeout_seconds or meta.timeout_seconds
-        ):
+        if meta.execution_mode is ExecutionMode.EVENT_DRIVEN and not _has_timeout(step, meta):
             self._warn(
                 f"{where}.timeout_seconds",
                 f"action {meta.type!r} waits for an event and has no timeout: the step can "
@@ -383,6 +387,16 @@ class _Validator:
             f"action {definition.type!r} does not declare output {name!r}{hint} "
             f"(outputs: {', '.join(sorted(declared)) or 'none'})"
         )
+
+
+def _has_timeout(step: StepSpec, meta: ActionMeta) -> bool:
+    if step.timeout_seconds or meta.timeout_seconds:
+        return True
+    # An action that bounds its own wait takes the bound as a param (wait_for_event does).
+    own = meta.param("timeout_seconds")
+    return own is not None and (
+        own.default is not None or step.params.get("timeout_seconds") is not None
+    )
 
 
 def _template_params(definition: ActionDefinition | None) -> frozenset[str]:
