@@ -24,12 +24,15 @@ DISCOVER = textwrap.dedent(
     """
     import asyncio, json
 
-    from conveyor.actions import ActionContext, ActionRegistry
+    from conveyor.actions import ActionContext, ActionRegistry, validated_params
 
     def run(action_type, params):
-        executor = registry.get(action_type).new_executor()
+        # As the engine runs a step: params validated against the meta, a fresh executor.
+        definition = registry.get(action_type)
+        params = validated_params(definition.meta, params)
         context = ActionContext(step_id="s", execution_id="r", params=params)
-        return asyncio.run(executor.execute(context)).model_dump(mode="json")
+        result = asyncio.run(definition.new_executor().execute(context))
+        return result.model_dump(mode="json")
 
     registry = ActionRegistry.default()
     report = registry.last_discovery

@@ -15,6 +15,9 @@ from conveyor.actions import (
     OutputDefinition,
     ParamDefinition,
     ParamType,
+    SelectOption,
+    ShowWhen,
+    ValidationRules,
     action,
     register_action,
 )
@@ -24,10 +27,10 @@ class ShoutExecutor(BaseActionExecutor):
     """Upper-cases its text."""
 
     async def execute(self, context: ActionContext) -> ActionResult:
-        text = str(context.params["text"])
-        return ActionResult(
-            success=True, outputs={"text": text.upper() + "!" * context.params["excitement"]}
-        )
+        text = str(context.params["text"]).upper()
+        if context.params["style"] == "loud":
+            text += "!" * context.params["excitement"]
+        return ActionResult(success=True, outputs={"text": text})
 
 
 META = ActionMeta(
@@ -38,8 +41,29 @@ META = ActionMeta(
     category="Examples",
     idempotent=True,
     params=[
-        ParamDefinition(name="text", type=ParamType.STRING, required=True),
-        ParamDefinition(name="excitement", type=ParamType.NUMBER, default=1),
+        ParamDefinition(
+            name="text",
+            type=ParamType.STRING,
+            required=True,
+            description="What to shout",
+            validation=ValidationRules(min_length=1, max_length=280),
+        ),
+        ParamDefinition(
+            name="style",
+            type=ParamType.SELECT,
+            default="loud",
+            options=[
+                SelectOption(label="Loud", value="loud"),
+                SelectOption(label="Calm", value="calm"),
+            ],
+        ),
+        ParamDefinition(
+            name="excitement",
+            type=ParamType.NUMBER,
+            default=1,
+            validation=ValidationRules(min=0, max=5),
+            show_when=ShowWhen(param="style", equals="loud"),
+        ),
     ],
     outputs=[OutputDefinition(name="text", type="string", description="The text, shouted")],
 )
