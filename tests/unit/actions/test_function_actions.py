@@ -517,3 +517,20 @@ def test_a_retry_policy_is_kept() -> None:
         return Sum(total=0)
 
     assert definition_of(run).meta.retry_policy == policy
+
+
+class Aliased(BaseModel):
+    max_tokens: int = Field(alias="maxTokens", ge=1)
+
+
+@action(type="aliased", description="Takes an aliased field")
+async def aliased(data: Aliased) -> Sum:
+    return Sum(total=data.max_tokens)
+
+
+async def test_a_field_with_an_alias_is_a_param_named_by_its_alias() -> None:
+    # The executor validates params into the model by alias, so the param must carry it.
+    definition = definition_of(aliased)
+    assert [p.name for p in definition.meta.params] == ["maxTokens"]
+    result = await definition.new_executor().execute(context({"maxTokens": 3}))
+    assert result.outputs == {"total": 3}
