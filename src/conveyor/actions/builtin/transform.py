@@ -173,8 +173,8 @@ def _to_json(data: Any, params: dict[str, Any]) -> Any:
 
 def _from_json(data: Any, params: dict[str, Any]) -> Any:
     if not isinstance(data, str):
-        # A JSON param parses a string that holds JSON before the action sees it, so the
-        # value usually arrives decoded already: nothing is left to do.
+        # A JSON param decodes text that holds an object or an array before the action
+        # sees it, so such a value arrives decoded already: nothing is left to do.
         return data
     try:
         return json.loads(data)
