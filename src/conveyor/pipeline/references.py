@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
-from jinja2 import meta, nodes
+from jinja2 import meta, nodes, sandbox
 from jinja2.lexer import Token, TokenStream
 from jinja2.parser import Parser
 
@@ -51,6 +51,14 @@ _MUTATING = frozenset(
         "symmetric_difference_update",
         "update",
     }
+)
+# Attributes without a leading underscore that the sandbox still refuses (on types,
+# generators and coroutines): the same lists jinja2.sandbox checks.
+_INTERNAL = frozenset(
+    {"mro"}
+    | sandbox.UNSAFE_GENERATOR_ATTRIBUTES
+    | sandbox.UNSAFE_COROUTINE_ATTRIBUTES
+    | sandbox.UNSAFE_ASYNC_GENERATOR_ATTRIBUTES
 )
 _LEXER_OFFSET = re.compile(r" at (\d+)$")
 _FIELD_PART = re.compile(r"[.\[]")
@@ -223,11 +231,16 @@ class _Walker:
                         names.append((current, key, "key"))
                     parts.append(key)
             current = current.node
+        from_context = isinstance(current, nodes.Name) and current.name in self.free_names
         # Walked from the outside in; reported in reading order.
         for where, name, kind in reversed(names):
             self._check_name(where, name, kind)
+            if not from_context and name in _INTERNAL:
+                # Data from the context may have a key named so; a global, literal or call
+                # result has the Python attribute the sandbox refuses.
+                self._problem(where, f"{kind} {name!r} is refused by the sandbox")
         if isinstance(current, nodes.Name):
-            if current.ctx == "load" and current.name in self.free_names:
+            if current.ctx == "load" and from_context:
                 self.references.append(
                     Reference(current.name, tuple(reversed(parts)), dynamic, current.lineno)
                 )
@@ -264,8 +277,8 @@ class _Walker:
         for name in fields:
             if any(part.lstrip("]").startswith("_") for part in _FIELD_PART.split(name)[1:]):
                 self._problem(
-                    node, f"format field {{{name}}} reads a private attribute: refused by "
-                    "the sandbox"
+                    node,
+                    f"format field {{{name}}} reads a private attribute: refused by the sandbox",
                 )
 
     def _check_name(self, node: nodes.Node, name: str, kind: str) -> None:
@@ -289,10 +302,17 @@ def _free_names(tree: nodes.Template) -> set[str]:
 
 
 def _constant_key(node: nodes.Node) -> str | int | None:
-    if isinstance(node, nodes.Const) and isinstance(node.value, str | int):
-        if isinstance(node.value, bool):
-            return None
-        return node.value
+    """The subscript or name `node` always evaluates to (``'__cla' ~ 'ss__'`` too), if any."""
+    if not isinstance(node, nodes.Expr):
+        return None
+    try:
+        value = node.as_const()
+    except Exception:
+        # Folding evaluates constant operations; whatever fails is simply not known before
+        # the run (and then fails, or is refused, at render time).
+        return None
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return value
     return None
 
 
