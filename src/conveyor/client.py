@@ -160,17 +160,17 @@ def action_pipeline(action_type: str, params: Mapping[str, Any]) -> PipelineSpec
     The step reads each value from the run's params (`{{ params.x }}`) rather than holding it,
     so a value is never evaluated as a template and keeps its type.
     """
-    from conveyor.pipeline.spec import ParameterSpec
+    from conveyor.pipeline.spec import ParameterSpec, PipelineParamType, StepSpec
 
     return PipelineSpec(
         name=f"action:{action_type}",
-        parameters=[ParameterSpec(name=name, type="any") for name in params],
+        parameters=[ParameterSpec(name=name, type=PipelineParamType.ANY) for name in params],
         steps=[
-            {  # type: ignore[list-item]
-                "id": ACTION_STEP,
-                "action": action_type,
-                "params": {name: "{{ params." + name + " }}" for name in params},
-            }
+            StepSpec(
+                id=ACTION_STEP,
+                action=action_type,
+                params={name: "{{ params." + name + " }}" for name in params},
+            )
         ],
     )
 

@@ -275,6 +275,7 @@ class LocalBackend:
             RunNotFoundError: no such run.
         """
         active = self._active.get(run_id)
+        plan: Plan | None
         if active is not None:
             state, record, plan = active.state, active.record, active.plan
         else:
