@@ -215,10 +215,12 @@ async def _check_host(host: str, url: str, allowlist: _Allowlist, *, resolve: bo
         raise BlockedAddressError(
             f"refused {_short(url)}: {name!r} is a cloud metadata service{_HINT}"
         )
-    if name == "localhost" or name.endswith(".localhost"):
-        # RFC 6761: these always resolve to loopback, whatever DNS says.
-        raise BlockedAddressError(f"refused {_short(url)}: {name!r} is a loopback host name{_HINT}")
     if not resolve:
+        if name == "localhost" or name.endswith(".localhost"):
+            # RFC 6761: these always resolve to loopback, whatever DNS says.
+            raise BlockedAddressError(
+                f"refused {_short(url)}: {name!r} is a loopback host name{_HINT}"
+            )
         return
     for address in await _resolve(name, url):
         _check_address(address, f" ({name!r} resolves to {address})", url, allowlist)

@@ -10,7 +10,9 @@ change on 303, credentials dropped on a change of origin).
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import httpx
@@ -38,6 +40,12 @@ MAX_REDIRECTS = 5
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 """A larger body fails the step: outputs are stored with the run."""
 DEFAULT_TIMEOUT_SECONDS = 30
+
+
+@cache
+def _tls_context() -> ssl.SSLContext:
+    # Loading the CA bundle is the slowest part of making a client; one context serves all.
+    return httpx.create_ssl_context()
 
 
 class RequestFailed(Exception):
@@ -151,7 +159,12 @@ class HttpRequestExecutor(BaseActionExecutor):
         timeout = float(params.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS)
         follow = params.get("follow_redirects", True)
         body = params.get("body")
-        async with httpx.AsyncClient(follow_redirects=False, timeout=timeout) as client:
+        # The URL as written first: a refused address is named as such even when httpx
+        # could not parse it (0177.0.0.1); then each request as built, hop by hop.
+        await check_url(url, settings)
+        async with httpx.AsyncClient(
+            follow_redirects=False, timeout=timeout, verify=_tls_context()
+        ) as client:
             try:
                 request = client.build_request(
                     method,
