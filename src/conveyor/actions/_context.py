@@ -21,6 +21,22 @@ if TYPE_CHECKING:
 ProgressSink = Callable[[float, str | None], Awaitable[None]]
 
 
+class _BoundLater:
+    """A structlog logger bound to run and step ids when first used.
+
+    Binding costs more than many actions take to run, and most never log.
+    """
+
+    def __init__(self, **context: str) -> None:
+        self._context = context
+        self._logger: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._logger is None:
+            self._logger = structlog.get_logger("conveyor.action").bind(**self._context)
+        return getattr(self._logger, name)
+
+
 @dataclass
 class ActionContext:
     """Everything `execute()` may use.
@@ -55,9 +71,7 @@ class ActionContext:
 
     def __post_init__(self) -> None:
         if self.logger is None:
-            self.logger = structlog.get_logger("conveyor.action").bind(
-                run_id=self.execution_id, step_id=self.step_id
-            )
+            self.logger = _BoundLater(run_id=self.execution_id, step_id=self.step_id)
 
     @property
     def run_id(self) -> str:
@@ -157,7 +171,7 @@ class EventContext:
 
     def __post_init__(self) -> None:
         if self.logger is None:
-            self.logger = structlog.get_logger("conveyor.action").bind(
+            self.logger = _BoundLater(
                 run_id=self.execution_id, step_id=self.step_id or self.step_execution_id
             )
 

@@ -8,12 +8,11 @@ every planned delivery not yet done is simply made again.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from conveyor.backends.local.sql import Q
-from conveyor.backends.local.store import Store, dumps
+from conveyor.backends.local.store import Store, dumps, loads
 from conveyor.events import Event, RouteStatus
 
 
@@ -165,7 +164,7 @@ def _stored(row: Any) -> StoredEvent:
         correlation_id=row["correlation_id"],
         type=row["type"],
         source=row["source"],
-        data=json.loads(row["data"]),
+        data=loads(row["data"]),
         received_at=row["received_at"],
         status=row["status"],
     )

@@ -119,7 +119,7 @@ class LocalBackend:
         self._plans: dict[str, Plan] = {}
         self._inbox: dict[str, list[tuple[Input, Delivery | None]]] = {}
         self._flush_scheduled = False
-        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._waiters: dict[str, list[asyncio.Future[RunView]]] = {}
         self._listeners: list[Callable[[str], None]] = []
         self._maintenance: asyncio.Task[None] | None = None
         self._started = False
@@ -203,14 +203,16 @@ class LocalBackend:
             existing = self.store.run_for_key(idempotency_key)
             if existing is not None:
                 return existing
-        report = validate_pipeline(pipeline, self.registry)
-        if report.errors:
-            raise PipelineValidationError(report.errors)
-        resolved = resolve_pipeline_params(pipeline, params or {})
         document = pipeline.model_dump(mode="json", exclude_none=True)
         digest = hashlib.sha256(
             json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
         ).hexdigest()
+        if digest not in self._plans:
+            # Validated once per pipeline version; its plan is kept, so later runs skip this.
+            report = validate_pipeline(pipeline, self.registry)
+            if report.errors:
+                raise PipelineValidationError(report.errors)
+        resolved = resolve_pipeline_params(pipeline, params or {})
         plan = self._plan(digest, pipeline)
         now = self._clock()
         state = RunState(
@@ -275,12 +277,10 @@ class LocalBackend:
             RunNotFoundError: no such run.
         """
         active = self._active.get(run_id)
-        plan: Plan | None
         if active is not None:
-            state, record, plan = active.state, active.record, active.plan
-        else:
-            state, record = self.store.load_state(run_id)
-            plan = self._plan_or_none(record.pipeline_hash)
+            return self._view_of(active)
+        state, record = self.store.load_state(run_id)
+        plan = self._plan_or_none(record.pipeline_hash)
         order = list(plan.steps) if plan is not None else None
         return RunView.of(
             state,
@@ -289,6 +289,17 @@ class LocalBackend:
             owner=record.owner,
             now=self._clock(),
             order=order,
+        )
+
+    def _view_of(self, active: _Active) -> RunView:
+        record = active.record
+        return RunView.of(
+            active.state,
+            kind=record.kind,
+            idempotency_key=record.idempotency_key,
+            owner=record.owner,
+            now=self._clock(),
+            order=list(active.plan.steps),
         )
 
     def _plan_or_none(self, digest: str) -> Plan | None:
@@ -332,17 +343,16 @@ class LocalBackend:
         view = self.view(run_id)
         if view.status.is_terminal:
             return view
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[RunView] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(run_id, []).append(future)
         try:
-            await asyncio.wait_for(future, timeout)
+            return await asyncio.wait_for(future, timeout)
         except TimeoutError:
             raise TimeoutError(f"run {run_id} did not finish within {timeout}s") from None
         finally:
             waiters = self._waiters.get(run_id)
             if waiters and future in waiters:
                 waiters.remove(future)
-        return self.view(run_id)
 
     def subscribe(self, listener: Callable[[str], None]) -> Callable[[], None]:
         """Call `listener(run_id)` after every committed change of a run; returns unsubscribe."""
@@ -415,11 +425,23 @@ class LocalBackend:
         if not self._inbox or not self._started:
             return
         batch, self._inbox = self._inbox, {}
+        try:
+            self._apply(batch)
+        except RunNotFoundError:
+            pass  # An input for a run that no longer exists; nothing to apply.
+        except Exception:  # noqa: BLE001 - logged in _apply; the engine must go on
+            pass
+
+    def _apply(self, batch: dict[str, list[tuple[Input, Delivery | None]]]) -> None:
         now = self._clock()
         done: list[tuple[_Active, list[Command], list[Delivery]]] = []
         with self.store.transaction() as db:
+            # A savepoint a run keeps one run's failure from undoing the others' transitions;
+            # a batch of one needs none (the transaction itself rolls back).
+            guarded = len(batch) > 1
             for run_id, messages in batch.items():
-                db.execute("SAVEPOINT run")
+                if guarded:
+                    db.execute("SAVEPOINT run")
                 try:
                     active = self._load(run_id)
                     commands: list[Command] = []
@@ -435,16 +457,21 @@ class LocalBackend:
                         deliveries += self._persist(active, produced, now)
                         commands += produced
                     self.store.save_state(active.state)
-                    db.execute("RELEASE run")
+                    if guarded:
+                        db.execute("RELEASE run")
                 except RunNotFoundError:
+                    if not guarded:
+                        raise
                     db.execute("ROLLBACK TO run")
                     db.execute("RELEASE run")
                     continue
                 except Exception:
-                    db.execute("ROLLBACK TO run")
-                    db.execute("RELEASE run")
                     self._active.pop(run_id, None)
                     log.exception("transition_failed", run_id=run_id)
+                    if not guarded:
+                        raise
+                    db.execute("ROLLBACK TO run")
+                    db.execute("RELEASE run")
                     continue
                 done.append((active, commands, deliveries))
         for active, commands, deliveries in done:
@@ -508,10 +535,12 @@ class LocalBackend:
                 finished = True
         for delivery in deliveries:
             self._dispatch_delivery(delivery)
-        if finished:
-            for future in self._waiters.pop(run_id, []):
+        if finished and run_id in self._waiters:
+            # The final view is made now, while the state is in memory.
+            final = self._view_of(active)
+            for future in self._waiters.pop(run_id):
                 if not future.done():
-                    future.set_result(None)
+                    future.set_result(final)
         for listener in list(self._listeners):
             listener(run_id)
 
