@@ -66,3 +66,28 @@ def test_every_exported_name_exists_and_is_public_api() -> None:
         member = getattr(conveyor.actions, name)
         # Defined in the package, not re-exported from a third-party library by accident.
         assert getattr(member, "__module__", "").startswith("conveyor."), name
+
+
+def test_the_top_level_package_exports_exactly_these_names() -> None:
+    import conveyor
+
+    assert conveyor.__all__ == [
+        "ActionStatus",
+        "Client",
+        "ConveyorError",
+        "Event",
+        "EventReceipt",
+        "LocalBackend",
+        "PipelineSpec",
+        "RouteStatus",
+        "RunStatus",
+        "RunSummary",
+        "RunView",
+        "Settings",
+        "StepView",
+        "__version__",
+        "load_pipeline",
+        "validate_pipeline",
+    ]
+    for name in conveyor.__all__:
+        assert hasattr(conveyor, name), name
