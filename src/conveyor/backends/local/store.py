@@ -11,6 +11,7 @@ import os
 import socket
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,6 +66,8 @@ class Store:
         self.synchronous = synchronous
         self._db: sqlite3.Connection | None = None
         self._depth = 0
+        # Tells this engine's lock from another's, including another in the same process.
+        self._token = uuid.uuid4().hex
 
     # ------------------------------------------------------------ connection
 
@@ -145,17 +148,17 @@ class Store:
     # ------------------------------------------------------------ engine lock
 
     def acquire_lock(self) -> None:
-        """Take the database for this process.
+        """Take the database for this engine.
 
         Raises:
-            EngineBusyError: another live process holds it.
+            EngineBusyError: another live engine holds it (in this process or another).
         """
         with self.transaction() as db:
             row = db.execute(Q["get_lock"]).fetchone()
             host = socket.gethostname()
             if (
                 row is not None
-                and row["pid"] != os.getpid()
+                and row["token"] != self._token
                 and row["host"] == host
                 and _alive(row["pid"])
             ):
@@ -163,7 +166,7 @@ class Store:
                     f"the database {self.path} is in use by another engine (pid "
                     f"{row['pid']}); stop it, or use another database"
                 )
-            db.execute(Q["take_lock"], (os.getpid(), host, time.time()))
+            db.execute(Q["take_lock"], (os.getpid(), self._token, host, time.time()))
 
     def lock_holder(self) -> int | None:
         """The pid of the live engine holding the database, if any."""
@@ -175,7 +178,7 @@ class Store:
     def release_lock(self) -> None:
         """Give the database up."""
         with self.transaction() as db:
-            db.execute(Q["release_lock"], (os.getpid(),))
+            db.execute(Q["release_lock"], (self._token,))
 
     # ------------------------------------------------------------ pipelines and runs
 

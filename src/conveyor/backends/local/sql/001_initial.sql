@@ -106,6 +106,7 @@ CREATE TABLE inbox (
 CREATE TABLE engine_lock (
     id           INTEGER PRIMARY KEY CHECK (id = 1),
     pid          INTEGER NOT NULL,
+    token        TEXT NOT NULL,
     host         TEXT NOT NULL,
     started_at   REAL NOT NULL
 );

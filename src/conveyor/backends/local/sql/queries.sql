@@ -106,10 +106,10 @@ DELETE FROM inbox WHERE seq <= ? RETURNING seq, kind, payload;
 SELECT max(seq) FROM inbox;
 
 -- name: get_lock
-SELECT pid, host, started_at FROM engine_lock WHERE id = 1;
+SELECT pid, token, host, started_at FROM engine_lock WHERE id = 1;
 
 -- name: take_lock
-INSERT OR REPLACE INTO engine_lock (id, pid, host, started_at) VALUES (1, ?, ?, ?);
+INSERT OR REPLACE INTO engine_lock (id, pid, token, host, started_at) VALUES (1, ?, ?, ?, ?);
 
 -- name: release_lock
-DELETE FROM engine_lock WHERE id = 1 AND pid = ?;
+DELETE FROM engine_lock WHERE id = 1 AND token = ?;
