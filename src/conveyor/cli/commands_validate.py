@@ -57,7 +57,7 @@ def validate(
     registry = ActionRegistry.default()
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     for failure in registry.failures:
-        errors.print(Text(f"warning: plugin not loaded: {failure}", style="yellow"))
+        errors.print(Text(f"warning: skipped action plugin {failure}", style="yellow"))
     results = [check_file(path, registry) for path in files]
     if as_json:
         typer.echo(json.dumps({"files": [r.to_dict() for r in results]}, indent=2))

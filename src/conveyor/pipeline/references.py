@@ -154,16 +154,18 @@ def analyse_condition(condition: str) -> TemplateAnalysis:
     if text == condition:
         return analysis
     problems = [
-        TemplateProblem(
-            p.message,
-            p.line,
-            p.column - len(_CONDITION_PREFIX)
-            if p.line == 1 and p.column and p.column > len(_CONDITION_PREFIX)
-            else p.column,
-        )
+        TemplateProblem(p.message, p.line, _condition_column(condition, p.line, p.column))
         for p in analysis.problems
     ]
     return TemplateAnalysis(condition, problems, analysis.references)
+
+
+def _condition_column(condition: str, line: int | None, column: int | None) -> int | None:
+    if line != 1 or column is None:
+        return column
+    # Back to the condition's own columns; an error at the added " }}" is at its end.
+    first_line = condition.split("\n", 1)[0]
+    return max(1, min(column - len(_CONDITION_PREFIX), len(first_line) + 1))
 
 
 def iter_templates(value: Any, path: str) -> Iterator[tuple[str, str]]:
@@ -198,6 +200,13 @@ class _Walker:
     def visit(self, node: nodes.Node) -> None:
         if isinstance(node, nodes.Getattr | nodes.Getitem | nodes.Name):
             self._chain(node)
+            return
+        if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name):
+            # `range(3)`, `namespace()`: calling a global is what it is there for, so only
+            # a name from the context counts (and is undefined: the context holds data).
+            for child in node.iter_child_nodes():
+                if child is not node.node or node.node.name in self.free_names:
+                    self.visit(child)
             return
         if isinstance(node, nodes.Filter):
             self._filter(node)
@@ -240,6 +249,13 @@ class _Walker:
                 # result has the Python attribute the sandbox refuses.
                 self._problem(where, f"{kind} {name!r} is refused by the sandbox")
         if isinstance(current, nodes.Name):
+            bare_global = not (parts or dynamic or from_context) and current.name in ENV.globals
+            if current.ctx == "load" and bare_global:
+                self._problem(
+                    current,
+                    f"{current.name!r} is code, not data: call it ({current.name}(...)); "
+                    "the sandbox refuses code as output",
+                )
             if current.ctx == "load" and from_context:
                 self.references.append(
                     Reference(current.name, tuple(reversed(parts)), dynamic, current.lineno)
@@ -307,9 +323,9 @@ def _constant_key(node: nodes.Node) -> str | int | None:
         return None
     try:
         value = node.as_const()
-    except Exception:
-        # Folding evaluates constant operations; whatever fails is simply not known before
-        # the run (and then fails, or is refused, at render time).
+    except nodes.Impossible:
+        # Jinja2 raises this for whatever it cannot fold, failures while folding included:
+        # not known before the run (and then it fails, or is refused, at render time).
         return None
     if isinstance(value, str | int) and not isinstance(value, bool):
         return value

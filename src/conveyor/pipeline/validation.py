@@ -251,7 +251,7 @@ class _Validator:
                 hint = _suggest(problem.name, declared)
                 message = (
                     f"unknown param of action {meta.type!r}{hint} "
-                    f"(known: {', '.join(declared) or 'none'})"
+                    f"(known: {', '.join(sorted(declared)) or 'none'})"
                 )
             self._error(f"{where}.params.{problem.name}", message)
 
