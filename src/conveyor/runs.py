@@ -189,3 +189,26 @@ class RunSummary(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     owner: str | None = None
+
+
+class RunEvent(BaseModel):
+    """One entry of a run's timeline: a status change, a progress report or an applied event.
+
+    `kind` is `run` (the run's status changed), `step` (a step's or item's status changed),
+    `progress` (a step reported progress) or `event` (an event was applied to a waiting step).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int = 0
+    run_id: str
+    at: datetime
+    kind: str
+    step_id: str | None = None
+    index: int | None = None
+    status: str | None = None
+    attempt: int | None = None
+    progress: float | None = None
+    message: str | None = None
+    error: str | None = None
+    data: dict[str, Any] | None = None

@@ -65,6 +65,9 @@ class UnitState:
     timer_at: float | None = None
     timer_kind: TimerKind | None = None
     item: Any = None
+    # What a backend last reported of this unit (not stored; see backends' timelines).
+    seen_status: str | None = field(default=None, compare=False, repr=False)
+    seen_progress: float = field(default=0.0, compare=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -176,6 +179,7 @@ class RunState:
     queue: deque[tuple[str, int | None]] = field(default_factory=deque)
     dirty: set[tuple[str, int | None]] = field(default_factory=set)
     run_dirty: bool = False
+    seen_status: str | None = None
 
     def unit(self, step_id: str, index: int | None) -> UnitState:
         """The unit `step_id` (index None) or its item `index`."""

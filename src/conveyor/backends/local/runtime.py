@@ -25,10 +25,10 @@ from typing import Any
 import structlog
 
 from conveyor.actions import ActionRegistry, Publisher, ServiceInvoker
-from conveyor.backends.local import eventlog
+from conveyor.backends.local import eventlog, timeline
 from conveyor.backends.local.eventlog import Delivery
 from conveyor.backends.local.runner import Runner
-from conveyor.backends.local.store import RunRecord, Store, Synchronous
+from conveyor.backends.local.store import RunRecord, Store, Synchronous, dumps
 from conveyor.backends.local.timers import TimerService
 from conveyor.config import Settings
 from conveyor.engine import (
@@ -36,12 +36,14 @@ from conveyor.engine import (
     CancelRun,
     ClearTimer,
     Command,
+    EventApplied,
     Execute,
     Input,
     Plan,
     Recover,
     RunFinished,
     RunState,
+    RunStatus,
     SetTimer,
     StartRun,
     TimerFired,
@@ -52,7 +54,7 @@ from conveyor.engine import (
 from conveyor.errors import RunNotFoundError
 from conveyor.events import Event, EventReceipt, event_from_body
 from conveyor.pipeline.spec import PipelineSpec
-from conveyor.runs import RunSummary, RunView
+from conveyor.runs import RunEvent, RunSummary, RunView
 
 log = structlog.get_logger("conveyor.engine")
 
@@ -121,6 +123,7 @@ class LocalBackend:
         self._flush_scheduled = False
         self._waiters: dict[str, list[asyncio.Future[RunView]]] = {}
         self._listeners: list[Callable[[str], None]] = []
+        self._event_listeners: list[Callable[[list[RunEvent]], None]] = []
         self._maintenance: asyncio.Task[None] | None = None
         self._started = False
 
@@ -242,9 +245,10 @@ class LocalBackend:
                 return state.run_id
             commands = transition(plan, state, StartRun(), now)
             deliveries = self._persist(active, commands, now)
+            entries = self._record(state, [], now)
             self.store.save_state(state)
         self._active[state.run_id] = active
-        self._carry_out(active, commands, deliveries)
+        self._carry_out(active, commands, deliveries, entries, now)
         self._settle(state.run_id)
         return state.run_id
 
@@ -359,6 +363,23 @@ class LocalBackend:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
+    def subscribe_events(self, listener: Callable[[list[RunEvent]], None]) -> Callable[[], None]:
+        """Call `listener(events)` with each committed batch of timeline entries of a run."""
+        self._event_listeners.append(listener)
+        return lambda: self._event_listeners.remove(listener)
+
+    async def timeline(self, run_id: str, after: int = 0, limit: int = 1000) -> list[RunEvent]:
+        """The run's timeline entries after sequence number `after`, oldest first.
+
+        Raises:
+            RunNotFoundError: no such run.
+        """
+        self.store.run_record(run_id)
+        return [
+            timeline.to_event(run_id, at, (kind, step_id, index, data), seq)
+            for seq, at, kind, step_id, index, data in self.store.run_events(run_id, after, limit)
+        ]
+
     # ------------------------------------------------------------ cancel and events
 
     async def cancel(self, run_id: str, reason: str = "cancelled") -> RunView:
@@ -429,12 +450,37 @@ class LocalBackend:
             self._apply(batch)
         except RunNotFoundError:
             pass  # An input for a run that no longer exists; nothing to apply.
-        except Exception:  # noqa: BLE001 - logged in _apply; the engine must go on
-            pass
+        except Exception as exc:  # noqa: BLE001 - logged in _apply; the engine must go on
+            for run_id in batch:
+                self._fail_internally(run_id, exc)
+
+    def _fail_internally(self, run_id: str, exc: BaseException) -> None:
+        """A transition raised (a defect, not a step failure): end the run FAILED, visibly.
+
+        Leaving it as it was would leave it RUNNING forever with nobody told why.
+        """
+        self._active.pop(run_id, None)
+        try:
+            with self.store.transaction():
+                state, _ = self.store.load_state(run_id)
+                if state.status.is_terminal:
+                    return
+                state.status = RunStatus.FAILED
+                state.error = f"internal error: {type(exc).__name__}: {exc}"
+                state.finished_at = self._clock()
+                state.run_dirty = True
+                self.store.save_state(state)
+        except Exception:  # noqa: BLE001 - nothing more can be done than to say so
+            log.exception("internal_failure_not_recorded", run_id=run_id)
+            return
+        view = self.view(run_id)
+        for future in self._waiters.pop(run_id, []):
+            if not future.done():
+                future.set_result(view)
 
     def _apply(self, batch: dict[str, list[tuple[Input, Delivery | None]]]) -> None:
         now = self._clock()
-        done: list[tuple[_Active, list[Command], list[Delivery]]] = []
+        done: list[tuple[_Active, list[Command], list[Delivery], list[timeline.Entry]]] = []
         with self.store.transaction() as db:
             # A savepoint a run keeps one run's failure from undoing the others' transitions;
             # a batch of one needs none (the transaction itself rolls back).
@@ -446,6 +492,7 @@ class LocalBackend:
                     active = self._load(run_id)
                     commands: list[Command] = []
                     deliveries: list[Delivery] = []
+                    applied: list[timeline.Entry] = []
                     for message, tag in messages:
                         if isinstance(message, TimerFired):
                             self.store.clear_fired_timer(
@@ -454,8 +501,18 @@ class LocalBackend:
                         produced = transition(active.plan, active.state, message, now)
                         if tag is not None:
                             eventlog.finish(self.store, tag)
+                            if isinstance(message, EventApplied):
+                                applied.append(
+                                    timeline.event_applied(
+                                        message.step_id,
+                                        message.index,
+                                        tag.event_seq,
+                                        message.result,
+                                    )
+                                )
                         deliveries += self._persist(active, produced, now)
                         commands += produced
+                    entries = self._record(active.state, applied, now)
                     self.store.save_state(active.state)
                     if guarded:
                         db.execute("RELEASE run")
@@ -473,16 +530,32 @@ class LocalBackend:
                     db.execute("ROLLBACK TO run")
                     db.execute("RELEASE run")
                     continue
-                done.append((active, commands, deliveries))
-        for active, commands, deliveries in done:
-            self._carry_out(active, commands, deliveries)
-        for active, _, _ in done:
+                done.append((active, commands, deliveries, entries))
+        for active, commands, deliveries, entries in done:
+            self._carry_out(active, commands, deliveries, entries, now)
+        for active, _, _, _ in done:
             self._settle(active.state.run_id)
+
+    def _record(
+        self, state: RunState, applied: list[timeline.Entry], now: float
+    ) -> list[timeline.Entry]:
+        """Append the transition's timeline entries in the current transaction."""
+        entries = applied + timeline.changes(state)
+        if entries:
+            run_id = state.run_id
+            self.store.add_run_events(
+                [
+                    (run_id, now, kind, step, index, dumps(data))
+                    for kind, step, index, data in entries
+                ]
+            )
+        return entries
 
     def _load(self, run_id: str) -> _Active:
         active = self._active.get(run_id)
         if active is None:
             state, record = self.store.load_state(run_id)
+            timeline.mark_seen(state)
             active = _Active(state, self._plan(record.pipeline_hash), record)
             self._active[run_id] = active
         return active
@@ -516,7 +589,12 @@ class LocalBackend:
         return deliveries
 
     def _carry_out(
-        self, active: _Active, commands: list[Command], deliveries: list[Delivery]
+        self,
+        active: _Active,
+        commands: list[Command],
+        deliveries: list[Delivery],
+        entries: list[timeline.Entry],
+        now: float,
     ) -> None:
         """Act on committed commands."""
         state = active.state
@@ -543,6 +621,10 @@ class LocalBackend:
                     future.set_result(final)
         for listener in list(self._listeners):
             listener(run_id)
+        if entries and self._event_listeners:
+            events = [timeline.to_event(run_id, now, entry) for entry in entries]
+            for event_listener in list(self._event_listeners):
+                event_listener(events)
 
     def _settle(self, run_id: str) -> None:
         """Drop a run from memory once nothing of it is in flight (it waits, or it ended)."""

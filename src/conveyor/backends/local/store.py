@@ -217,6 +217,7 @@ class Store:
         idempotency_key: str | None = None,
         owner: str | None = None,
         labels: dict[str, str] | None = None,
+        retry_of: str | None = None,
     ) -> None:
         """Insert a new run's row."""
         self.db.execute(
@@ -232,6 +233,7 @@ class Store:
                 "idempotency_key": idempotency_key,
                 "owner": owner,
                 "labels": dumps(labels or {}),
+                "retry_of": retry_of,
             },
         )
 
@@ -351,6 +353,23 @@ class Store:
     def run_ids(self, query: str, *args: Any) -> list[str]:
         """Ids returned by a named query."""
         return [row[0] for row in self.db.execute(Q[query], args)]
+
+    # ------------------------------------------------------------ timeline
+
+    def add_run_events(
+        self, rows: list[tuple[str, float, str, str | None, int | None, str]]
+    ) -> None:
+        """Append timeline rows: (run_id, at, kind, step_id, index, data JSON)."""
+        self.db.executemany(Q["insert_run_event"], rows)
+
+    def run_events(
+        self, run_id: str, after: int = 0, limit: int = 1000
+    ) -> list[tuple[int, float, str, str | None, int | None, dict[str, Any]]]:
+        """(seq, at, kind, step_id, index, data) of a run's timeline after `after`."""
+        return [
+            (row[0], row[2], row[3], row[4], row[5], loads(row[6]))
+            for row in self.db.execute(Q["run_events_of"], (run_id, after, limit))
+        ]
 
     # ------------------------------------------------------------ waits and timers
 

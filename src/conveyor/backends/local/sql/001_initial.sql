@@ -24,7 +24,8 @@ CREATE TABLE runs (
     deadline_at     REAL,
     idempotency_key TEXT UNIQUE,
     owner           TEXT,
-    labels          TEXT
+    labels          TEXT,
+    retry_of        TEXT
 ) WITHOUT ROWID;
 
 CREATE INDEX runs_by_created ON runs (created_at);
@@ -40,6 +41,19 @@ CREATE TABLE units (
     data    TEXT NOT NULL,
     PRIMARY KEY (run_id, step_id, idx)
 ) WITHOUT ROWID;
+
+-- The timeline of a run: every status change, progress report and applied event.
+CREATE TABLE run_events (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id  TEXT NOT NULL,
+    at      REAL NOT NULL,
+    kind    TEXT NOT NULL,
+    step_id TEXT,
+    idx     INTEGER,
+    data    TEXT NOT NULL
+);
+
+CREATE INDEX run_events_by_run ON run_events (run_id, seq);
 
 -- Units waiting for events, by correlation id.
 CREATE TABLE waits (

@@ -9,9 +9,9 @@ SELECT document FROM pipelines WHERE hash = ?;
 
 -- name: insert_run
 INSERT INTO runs (id, pipeline_hash, pipeline_name, kind, status, params, created_at,
-                  idempotency_key, owner, labels)
+                  idempotency_key, owner, labels, retry_of)
 VALUES (:id, :pipeline_hash, :pipeline_name, :kind, :status, :params, :created_at,
-        :idempotency_key, :owner, :labels);
+        :idempotency_key, :owner, :labels, :retry_of);
 
 -- name: run_by_idempotency_key
 SELECT id FROM runs WHERE idempotency_key = ?;
@@ -40,6 +40,13 @@ WHERE units.status = 'running' AND runs.status = 'running';
 
 -- name: pending_runs
 SELECT id FROM runs WHERE status = 'pending' ORDER BY created_at;
+
+-- name: insert_run_event
+INSERT INTO run_events (run_id, at, kind, step_id, idx, data) VALUES (?, ?, ?, ?, ?, ?);
+
+-- name: run_events_of
+SELECT seq, run_id, at, kind, step_id, idx, data FROM run_events
+WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?;
 
 -- name: insert_wait
 INSERT OR REPLACE INTO waits (correlation_id, run_id, step_id, idx, attempt, since)
