@@ -181,7 +181,7 @@ class Runner:
             raise
         except ConveyorError as exc:
             message = self._failure(command, str(exc))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any executor error is the step's failure
             message = self._failure(command, f"{type(exc).__name__}: {exc}")
         finally:
             self._running.pop(key, None)
@@ -320,7 +320,7 @@ class Runner:
                         raise TypeError(
                             f"on_event() returned {type(result).__name__}, not an EventResult"
                         )
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - an on_event error fails the step
                     result = EventResult(
                         action=EventAction.COMPLETE,
                         status=StepStatus.FAILED,

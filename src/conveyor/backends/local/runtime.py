@@ -309,7 +309,7 @@ class LocalBackend:
     def _plan_or_none(self, digest: str) -> Plan | None:
         try:
             return self._plan(digest)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a view needs the plan only for the steps' order
             return None
 
     async def list_runs(
@@ -470,7 +470,7 @@ class LocalBackend:
                 state.finished_at = self._clock()
                 state.run_dirty = True
                 self.store.save_state(state)
-        except Exception:  # noqa: BLE001 - nothing more can be done than to say so
+        except Exception:
             log.exception("internal_failure_not_recorded", run_id=run_id)
             return
         view = self.view(run_id)
