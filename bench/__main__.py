@@ -24,6 +24,7 @@ WORKLOADS: dict[str, Workload] = {
     w.name: w for w in (SEQ100, PAR1000, EVENT_RESUME, WAITING_10K, WAITING_100K)
 }
 RESULTS = Path(__file__).resolve().parent / "results"
+PROFILE_REPEATS = 5
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="also run each in-process workload once under cProfile (the measured part only) "
+        help=f"also run each in-process workload {PROFILE_REPEATS} times under cProfile (the "
+        "measured part only, added up) "
         "and write profile-NAME.txt into --out",
     )
     return parser
@@ -111,11 +113,15 @@ def _run(workload: Workload, repeat: int, quick: bool, report: Report, console: 
 
 def _profile(workload: Workload, quick: bool, out: Path, console: Console) -> None:
     profiler = cProfile.Profile()
-    gc.collect()
-    workload.measure(Options(quick=quick, timeout=workload.timeout, profiler=profiler))
+    for _ in range(PROFILE_REPEATS):
+        gc.collect()
+        workload.measure(Options(quick=quick, timeout=workload.timeout, profiler=profiler))
     text = io.StringIO()
     for order in ("tottime", "cumulative"):
-        text.write(f"==== {workload.name}: the measured part only, sorted by {order} ====\n")
+        text.write(
+            f"==== {workload.name}: the measured part only, {PROFILE_REPEATS} repeats, "
+            f"sorted by {order} ====\n"
+        )
         pstats.Stats(profiler, stream=text).strip_dirs().sort_stats(order).print_stats(40)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"profile-{workload.name}.txt"

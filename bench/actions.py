@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from conveyor.actions import (
@@ -46,6 +47,9 @@ class NoopAction:
 STARTED_AT: dict[str, float] = {}
 """`time.perf_counter()` at the start of `bench_mark`'s `execute()`, by run id."""
 
+STARTED: dict[str, asyncio.Future[float]] = {}
+"""Futures a workload awaits, by run id: resolved with that time when `bench_mark` starts."""
+
 MARK_META = NOOP_META.model_copy(
     update={
         "type": "bench_mark",
@@ -59,7 +63,11 @@ class MarkExecutor(BaseActionExecutor):
     """Records `time.perf_counter()` first thing, then succeeds."""
 
     async def execute(self, context: ActionContext) -> ActionResult:
-        STARTED_AT[context.run_id] = time.perf_counter()
+        now = time.perf_counter()
+        STARTED_AT[context.run_id] = now
+        future = STARTED.pop(context.run_id, None)
+        if future is not None and not future.done():
+            future.set_result(now)
         return ActionResult(success=True)
 
 

@@ -4,7 +4,8 @@ The engine runs in a subprocess of its own (`python -m bench.waiting`) so the re
 measured is the engine's, not the bench's. It starts the runs in batches (each run one
 EVENT_DRIVEN step waiting on its own correlation id), waits until every one is waiting,
 measures RSS, then sends events to randomly chosen waiting runs one at a time and times each
-from `send_event` until that run has completed (`wait(run_id)`).
+from `send_event` until the engine reports (`subscribe`) the commit of that run's change: the
+first after the event, in which its only step completes (checked with `wait` afterwards).
 """
 
 from __future__ import annotations
@@ -111,15 +112,30 @@ async def _child(runs: int, events: int) -> dict[str, float]:
             latencies: list[float] = []
             order = list(chosen)
             random.Random(SEED + 1).shuffle(order)
-            for i in order:
-                body = {"workflow_id": f"corr-{i}", "type": "done"}
-                sent = time.perf_counter()
-                await backend.send_event(body)
-                view = await backend.wait(run_ids[i])
-                latencies.append((time.perf_counter() - sent) * 1000)
-                if view.status is not RunStatus.COMPLETED:
-                    raise RuntimeError(f"run ended {view.status.value}: {view.error}")
-                progress.advance(routing)
+            loop = asyncio.get_running_loop()
+            committed: dict[str, asyncio.Future[float]] = {}
+
+            def on_commit(run_id: str) -> None:
+                future = committed.pop(run_id, None)
+                if future is not None and not future.done():
+                    future.set_result(time.perf_counter())
+
+            unsubscribe = backend.subscribe(on_commit)
+            try:
+                for i in order:
+                    run_id = run_ids[i]
+                    body = {"workflow_id": f"corr-{i}", "type": "done"}
+                    done_at = committed[run_id] = loop.create_future()
+                    sent = time.perf_counter()
+                    await backend.send_event(body)
+                    latencies.append((await done_at - sent) * 1000)
+                    # The run's one step ends it: check, outside the measurement.
+                    view = await backend.wait(run_id, timeout=60)
+                    if view.status is not RunStatus.COMPLETED:
+                        raise RuntimeError(f"run ended {view.status.value}: {view.error}")
+                    progress.advance(routing)
+            finally:
+                unsubscribe()
     return {
         "rss": rss,
         "rss_peak": peak,
