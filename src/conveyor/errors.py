@@ -16,6 +16,7 @@
     │       └── SandboxViolationError  a template that reached for something unsafe
     └── RunError
         ├── RunNotFoundError        an unknown run id
+        ├── RunStateError           a request the run's status does not allow (retry a running run)
         ├── EventError              an event that cannot be accepted
         └── EngineBusyError         the database is held by another engine process
 
@@ -157,6 +158,14 @@ class RunNotFoundError(RunError):
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         super().__init__(f"no run with id {run_id!r}")
+
+
+class RunStateError(RunError):
+    """The run's status does not allow the request (e.g. retrying a run that still runs)."""
+
+    def __init__(self, run_id: str, message: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"run {run_id}: {message}")
 
 
 class EventError(RunError):

@@ -119,6 +119,8 @@ class RunView(BaseModel):
     finished_at: datetime | None = None
     idempotency_key: str | None = None
     owner: str | None = None
+    retry_of: str | None = None
+    """The run this one retries, if it is a retry."""
     steps: list[StepView] = []
 
     @property
@@ -141,6 +143,7 @@ class RunView(BaseModel):
         kind: str = "pipeline",
         idempotency_key: str | None = None,
         owner: str | None = None,
+        retry_of: str | None = None,
         now: float | None = None,
         order: list[str] | None = None,
     ) -> RunView:
@@ -171,6 +174,7 @@ class RunView(BaseModel):
             finished_at=_ts(state.finished_at),
             idempotency_key=idempotency_key,
             owner=owner,
+            retry_of=retry_of,
             steps=[StepView.of(state.steps[i]) for i in ids if i in state.steps],
         )
 

@@ -131,13 +131,16 @@ class _Transition:
             if step_id not in state.steps:
                 step = state.steps[step_id] = StepState(step_id=step_id)
                 state.touch(step)
-        state.open_steps = len(state.steps)
+        # A retried run starts with the steps that completed before already done.
+        state.open_steps = sum(1 for step in state.steps.values() if not step.status.is_terminal)
         timeout = self.plan.spec.settings.timeout_seconds
         if timeout is not None:
             state.deadline_at = self.now + timeout
             self.out.append(SetTimer(None, None, state.deadline_at))
-        for step_id in self.plan.roots:
-            self._activate(step_id)
+        for step_id, plan in self.plan.steps.items():
+            ready = all(state.steps[dep].status.is_terminal for dep in plan.deps)
+            if ready and state.steps[step_id].status is StepStatus.PENDING:
+                self._activate(step_id)
         self._maybe_finish()
 
     def _recover(self) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conveyor.actions import ActionMeta, ParamType, RetryPolicy
+from conveyor.pipeline.graph import StepGraph
 from conveyor.pipeline.spec import PipelineSpec, StepSpec
 from conveyor.pipeline.templating import Renderer, compile_value, is_template
 
@@ -51,6 +52,8 @@ class Plan:
     steps: dict[str, StepPlan]
     roots: list[str]
     outputs: Renderer
+    rank: dict[str, int] = field(default_factory=dict)
+    """Each step's position in a topological order (upstream steps first)."""
 
     @classmethod
     def compile(cls, spec: PipelineSpec, metas: Mapping[str, ActionMeta]) -> Plan:
@@ -81,7 +84,14 @@ class Plan:
             for dep in plan.deps:
                 steps[dep].dependents.append(plan.id)
         roots = [plan.id for plan in steps.values() if not plan.deps]
-        return cls(spec=spec, steps=steps, roots=roots, outputs=compile_value(spec.outputs))
+        order = StepGraph.of(spec).topological_order()
+        return cls(
+            spec=spec,
+            steps=steps,
+            roots=roots,
+            outputs=compile_value(spec.outputs),
+            rank={step_id: position for position, step_id in enumerate(order)},
+        )
 
 
 def _retry_policy(spec: PipelineSpec, step: StepSpec, meta: ActionMeta) -> RetryPolicy:

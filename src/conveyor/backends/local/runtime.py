@@ -24,7 +24,7 @@ from typing import Any
 
 import structlog
 
-from conveyor.actions import ActionRegistry, Publisher, ServiceInvoker
+from conveyor.actions import ActionRegistry, Publisher, ServiceInvoker, StepStatus
 from conveyor.backends.local import eventlog, timeline
 from conveyor.backends.local.eventlog import Delivery
 from conveyor.backends.local.runner import Runner
@@ -46,12 +46,14 @@ from conveyor.engine import (
     RunStatus,
     SetTimer,
     StartRun,
+    StepState,
     TimerFired,
+    UnitState,
     Unwatch,
     Watch,
     transition,
 )
-from conveyor.errors import RunNotFoundError
+from conveyor.errors import RunNotFoundError, RunStateError
 from conveyor.events import Event, EventReceipt, event_from_body
 from conveyor.pipeline.spec import PipelineSpec
 from conveyor.runs import RunEvent, RunSummary, RunView
@@ -245,7 +247,58 @@ class LocalBackend:
                 return state.run_id
             commands = transition(plan, state, StartRun(), now)
             deliveries = self._persist(active, commands, now)
-            entries = self._record(state, [], now)
+            entries = self._record(active, [], now)
+            self.store.save_state(state)
+        self._active[state.run_id] = active
+        self._carry_out(active, commands, deliveries, entries, now)
+        self._settle(state.run_id)
+        return state.run_id
+
+    async def retry(self, run_id: str, *, owner: str | None = None) -> str:
+        """Start a new attempt of a failed, cancelled or timed-out run; return its id.
+
+        Completed steps keep their outputs and do not run again; failed, cancelled, skipped
+        and never-run steps run (skips are decided anew). The new run records `retry_of`.
+
+        Raises:
+            RunNotFoundError: no such run.
+            RunStateError: the run is still running, or it completed.
+        """
+        self._require_started()
+        old, record = self.store.load_state(run_id)
+        if not old.status.is_terminal:
+            raise RunStateError(run_id, f"is {old.status.value}; cancel it before retrying")
+        if old.status is RunStatus.COMPLETED:
+            raise RunStateError(run_id, "completed; there is nothing to retry")
+        plan = self._plan(record.pipeline_hash)
+        now = self._clock()
+        state = RunState(
+            run_id=uuid.uuid4().hex,
+            pipeline_name=old.pipeline_name,
+            params=old.params,
+            created_at=now,
+        )
+        for step_id, step in old.steps.items():
+            if step.status is StepStatus.COMPLETED and step_id in plan.steps:
+                state.steps[step_id] = kept = _copy_step(step)
+                for unit in [kept, *(kept.items or [])]:
+                    state.touch(unit)
+        with self.store.transaction():
+            self.store.insert_run(
+                state,
+                record.pipeline_hash,
+                kind=record.kind,
+                owner=owner if owner is not None else record.owner,
+                labels=record.labels,
+                retry_of=run_id,
+            )
+            active = _Active(state, plan, self.store.run_record(state.run_id))
+            if not self.drive:
+                self.store.save_state(state)
+                return state.run_id
+            commands = transition(plan, state, StartRun(), now)
+            deliveries = self._persist(active, commands, now)
+            entries = self._record(active, [], now)
             self.store.save_state(state)
         self._active[state.run_id] = active
         self._carry_out(active, commands, deliveries, entries, now)
@@ -291,6 +344,7 @@ class LocalBackend:
             kind=record.kind,
             idempotency_key=record.idempotency_key,
             owner=record.owner,
+            retry_of=record.retry_of,
             now=self._clock(),
             order=order,
         )
@@ -302,6 +356,7 @@ class LocalBackend:
             kind=record.kind,
             idempotency_key=record.idempotency_key,
             owner=record.owner,
+            retry_of=record.retry_of,
             now=self._clock(),
             order=list(active.plan.steps),
         )
@@ -512,7 +567,7 @@ class LocalBackend:
                                 )
                         deliveries += self._persist(active, produced, now)
                         commands += produced
-                    entries = self._record(active.state, applied, now)
+                    entries = self._record(active, applied, now)
                     self.store.save_state(active.state)
                     if guarded:
                         db.execute("RELEASE run")
@@ -537,10 +592,11 @@ class LocalBackend:
             self._settle(active.state.run_id)
 
     def _record(
-        self, state: RunState, applied: list[timeline.Entry], now: float
+        self, active: _Active, applied: list[timeline.Entry], now: float
     ) -> list[timeline.Entry]:
         """Append the transition's timeline entries in the current transaction."""
-        entries = applied + timeline.changes(state)
+        state = active.state
+        entries = applied + timeline.changes(state, active.plan.rank)
         if entries:
             run_id = state.run_id
             self.store.add_run_events(
@@ -733,6 +789,13 @@ class _OutputsView(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return sum(1 for step in self._steps.values() if step.outputs is not None)
+
+
+def _copy_step(step: StepState) -> StepState:
+    copy = StepState.from_dict(step.to_dict())
+    if step.items is not None:
+        copy.items = [UnitState.from_dict(item.to_dict()) for item in step.items]
+    return copy
 
 
 def _summary(record: RunRecord) -> RunSummary:

@@ -56,6 +56,7 @@ class RunRecord:
     idempotency_key: str | None
     owner: str | None
     labels: dict[str, str]
+    retry_of: str | None = None
 
 
 class Store:
@@ -454,6 +455,7 @@ def _record(row: sqlite3.Row) -> RunRecord:
         idempotency_key=row["idempotency_key"],
         owner=row["owner"],
         labels=loads(row["labels"] or "{}"),
+        retry_of=row["retry_of"],
     )
 
 

@@ -7,6 +7,7 @@ the hot path; `RunEvent` models are built only for readers and listeners.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,10 +19,18 @@ Entry = tuple[str, str | None, int | None, dict[str, Any]]
 """(kind, step_id, index, data)."""
 
 
-def changes(state: RunState) -> list[Entry]:
-    """The timeline entries for `state`'s dirty units and run status; marks them reported."""
+def changes(state: RunState, rank: Mapping[str, int]) -> list[Entry]:
+    """The timeline entries for `state`'s dirty units and run status; marks them reported.
+
+    Units are taken upstream first (by `rank`, a topological position), so a step that
+    completed reads before the step its completion started.
+    """
     found: list[Entry] = []
-    for step_id, index in sorted(state.dirty, key=_order):
+
+    def order(key: tuple[str, int | None]) -> tuple[int, int]:
+        return rank.get(key[0], 0), -1 if key[1] is None else key[1]
+
+    for step_id, index in sorted(state.dirty, key=order):
         unit = state.unit(step_id, index)
         status = unit.status.value
         if status != unit.seen_status:
@@ -86,7 +95,3 @@ def _unit_data(unit: UnitState) -> dict[str, Any]:
     if unit.error is not None:
         data["error"] = unit.error
     return data
-
-
-def _order(key: tuple[str, int | None]) -> tuple[str, int]:
-    return key[0], -1 if key[1] is None else key[1]
