@@ -26,6 +26,7 @@ import structlog
 
 from conveyor.actions import ActionRegistry, Publisher, ServiceInvoker, StepStatus
 from conveyor.backends.local import eventlog, timeline
+from conveyor.backends.local.timeline import Entry as TimelineEntry
 from conveyor.backends.local.eventlog import Delivery
 from conveyor.backends.local.runner import Runner
 from conveyor.backends.local.store import RunRecord, Store, Synchronous, dumps
@@ -535,7 +536,7 @@ class LocalBackend:
 
     def _apply(self, batch: dict[str, list[tuple[Input, Delivery | None]]]) -> None:
         now = self._clock()
-        done: list[tuple[_Active, list[Command], list[Delivery], list[timeline.Entry]]] = []
+        done: list[tuple[_Active, list[Command], list[Delivery], list[TimelineEntry]]] = []
         with self.store.transaction() as db:
             # A savepoint a run keeps one run's failure from undoing the others' transitions;
             # a batch of one needs none (the transaction itself rolls back).
@@ -547,7 +548,7 @@ class LocalBackend:
                     active = self._load(run_id)
                     commands: list[Command] = []
                     deliveries: list[Delivery] = []
-                    applied: list[timeline.Entry] = []
+                    applied: list[TimelineEntry] = []
                     for message, tag in messages:
                         if isinstance(message, TimerFired):
                             self.store.clear_fired_timer(
@@ -592,8 +593,8 @@ class LocalBackend:
             self._settle(active.state.run_id)
 
     def _record(
-        self, active: _Active, applied: list[timeline.Entry], now: float
-    ) -> list[timeline.Entry]:
+        self, active: _Active, applied: list[TimelineEntry], now: float
+    ) -> list[TimelineEntry]:
         """Append the transition's timeline entries in the current transaction."""
         state = active.state
         entries = applied + timeline.changes(state, active.plan.rank)
@@ -649,7 +650,7 @@ class LocalBackend:
         active: _Active,
         commands: list[Command],
         deliveries: list[Delivery],
-        entries: list[timeline.Entry],
+        entries: list[TimelineEntry],
         now: float,
     ) -> None:
         """Act on committed commands."""
