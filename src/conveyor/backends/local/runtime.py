@@ -26,10 +26,10 @@ import structlog
 
 from conveyor.actions import ActionRegistry, Publisher, ServiceInvoker, StepStatus
 from conveyor.backends.local import eventlog, timeline
-from conveyor.backends.local.timeline import Entry as TimelineEntry
 from conveyor.backends.local.eventlog import Delivery
 from conveyor.backends.local.runner import Runner
 from conveyor.backends.local.store import RunRecord, Store, Synchronous, dumps
+from conveyor.backends.local.timeline import Entry as TimelineEntry
 from conveyor.backends.local.timers import TimerService
 from conveyor.config import Settings
 from conveyor.engine import (
