@@ -15,7 +15,13 @@ app = typer.Typer(
 def _register() -> None:
     # Imported for their side effect of adding commands to `app`; kept in one place so the
     # command tree is visible here.
-    from conveyor.cli import commands_actions, commands_validate  # noqa: F401
+    from conveyor.cli import (  # noqa: F401
+        commands_actions,
+        commands_events,
+        commands_run,
+        commands_runs,
+        commands_validate,
+    )
 
 
 def main() -> None:

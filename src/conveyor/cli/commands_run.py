@@ -1,0 +1,281 @@
+"""`conveyor run FILE`: run a pipeline on the embedded engine and watch it live.
+
+Exit status: 0 when the run completed; 1 when it failed, was cancelled or timed out, when the
+pipeline is invalid, or when another engine holds the database; 2 for bad parameters; 130
+when interrupted (the run is cancelled first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from conveyor.cli.app import app
+from conveyor.cli.common import (
+    DbOption,
+    JsonOption,
+    configure_logging,
+    detail,
+    error,
+    note,
+    parse_params,
+    print_json,
+    settings_for,
+    stdout,
+    warning,
+)
+from conveyor.config import Settings
+from conveyor.errors import (
+    ConveyorError,
+    EngineBusyError,
+    ParamValidationError,
+    PipelineLoadError,
+    PipelineValidationError,
+)
+
+if TYPE_CHECKING:
+    # The engine is imported when a command runs, not when the CLI starts: every `conveyor`
+    # invocation imports all command modules, and most never start an engine.
+    from conveyor.actions import ActionRegistry
+    from conveyor.backends.local import LocalBackend
+    from conveyor.pipeline.spec import PipelineSpec
+    from conveyor.runs import RunView
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How `execute` ended: the process exit status and, if a run started, its last view."""
+
+    exit_code: int
+    view: RunView | None = None
+
+
+@app.command("run")
+def run_command(
+    file: Annotated[
+        Path, typer.Argument(help="The pipeline file (.yaml, .yml or .json).", metavar="FILE")
+    ],
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-p",
+            "--param",
+            help="A parameter as key=value (repeatable); key=@file.json reads JSON from a file.",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOption = None,
+    json_output: JsonOption = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            min=0,
+            help="Cancel the run if it has not ended after this many seconds.",
+            show_default=False,
+        ),
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            "--idempotency-key",
+            help="Reuse the run started before with this key instead of starting another.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run a pipeline on the embedded engine, with a live view of its steps."""
+    params = parse_params(param or [])
+    settings = settings_for(db)
+    configure_logging()
+    outcome = asyncio.run(
+        execute(
+            file,
+            params,
+            settings,
+            json_output=json_output,
+            timeout=timeout,
+            idempotency_key=idempotency_key,
+        )
+    )
+    raise typer.Exit(outcome.exit_code)
+
+
+async def execute(
+    source: Path | str,
+    params: Mapping[str, Any],
+    settings: Settings,
+    *,
+    json_output: bool = False,
+    timeout: float | None = None,
+    idempotency_key: str | None = None,
+    registry: ActionRegistry | None = None,
+) -> RunOutcome:
+    """Load, validate and run a pipeline to its end on an embedded engine, as `conveyor run`.
+
+    Errors are printed on stderr; the live view (or, with `json_output`, the final run as
+    JSON) on stdout. Ctrl-C (SIGINT) or SIGTERM cancels the run.
+
+    Args:
+        source: The pipeline file.
+        params: Parameter values, typed or as strings.
+        settings: The engine's settings (its database is `settings.db_path`).
+        json_output: Print the final run as JSON instead of showing it live.
+        timeout: Cancel the run past this many seconds.
+        idempotency_key: Follow the run started before with this key, if any.
+        registry: The actions; the installed ones when None.
+
+    Returns:
+        The exit status and the run's final view.
+    """
+    from conveyor.backends.local import LocalBackend
+    from conveyor.pipeline.loading import load_pipeline
+
+    try:
+        spec = load_pipeline(source)
+    except PipelineLoadError as exc:
+        error(str(exc))
+        return RunOutcome(EXIT_FAILED)
+    except PipelineValidationError as exc:
+        _print_issues(str(source), exc.issues)
+        return RunOutcome(EXIT_FAILED)
+    backend = LocalBackend(registry, settings)
+    try:
+        try:
+            await backend.start()
+        except EngineBusyError as exc:
+            error(f"cannot run: {exc}")
+            return RunOutcome(EXIT_FAILED)
+        return await _run(
+            backend,
+            spec,
+            str(source),
+            params,
+            json_output=json_output,
+            timeout=timeout,
+            idempotency_key=idempotency_key,
+        )
+    finally:
+        await backend.stop()
+
+
+async def _run(
+    backend: LocalBackend,
+    spec: PipelineSpec,
+    source: str,
+    params: Mapping[str, Any],
+    *,
+    json_output: bool,
+    timeout: float | None,
+    idempotency_key: str | None,
+) -> RunOutcome:
+    from conveyor.cli.live import follow, render_outcome, render_run
+    from conveyor.pipeline.validation import validate_pipeline
+
+    report = validate_pipeline(spec, backend.registry)
+    for issue in report.warnings:
+        warning(str(issue))
+    if report.errors:
+        _print_issues(source, report.errors)
+        return RunOutcome(EXIT_FAILED)
+    if idempotency_key is not None:
+        earlier = backend.store.run_for_key(idempotency_key)
+        if earlier is not None:
+            warning(f"idempotency key {idempotency_key!r} was used before: showing run {earlier}")
+    try:
+        run_id = await backend.start_run(spec, params, idempotency_key=idempotency_key)
+    except PipelineValidationError as exc:
+        _print_issues(source, exc.issues)
+        return RunOutcome(EXIT_FAILED)
+    except ParamValidationError as exc:
+        error("invalid parameters:")
+        for problem in exc.problems:
+            detail(f"{problem.name}: {problem.message}")
+        return RunOutcome(EXIT_USAGE)
+    except ConveyorError as exc:
+        error(str(exc))
+        return RunOutcome(EXIT_FAILED)
+
+    # On stderr in every mode: a script reading --json output can still learn the id early,
+    # to cancel the run or send it events from elsewhere.
+    note(f"run {run_id} started ({spec.name}, database {backend.store.path})")
+    interrupted = asyncio.Event()
+    restore = _on_signals(interrupted.set)
+    watcher = asyncio.ensure_future(
+        backend.wait(run_id) if json_output else follow(backend, run_id, stdout)
+    )
+    stopper = asyncio.ensure_future(interrupted.wait())
+    try:
+        await asyncio.wait({watcher, stopper}, timeout=timeout, return_when="FIRST_COMPLETED")
+    finally:
+        restore()
+        stopper.cancel()
+        if not watcher.done():
+            watcher.cancel()
+        await asyncio.gather(watcher, stopper, return_exceptions=True)
+
+    if watcher.done() and not watcher.cancelled() and watcher.exception() is None:
+        view = watcher.result()
+        code = EXIT_OK if view.succeeded else EXIT_FAILED
+    else:
+        reason = "interrupted" if interrupted.is_set() else f"timed out after {timeout:g}s"
+        view = await backend.cancel(run_id, f"{reason} (conveyor run)")
+        view = await _settled(backend, run_id, view)
+        code = EXIT_INTERRUPTED if interrupted.is_set() else EXIT_FAILED
+        if not json_output:
+            stdout.print(render_run(view))
+        error(f"{reason}: run {run_id} was cancelled")
+    if json_output:
+        print_json(view)
+    else:
+        stdout.print(render_outcome(view))
+    return RunOutcome(code, view)
+
+
+async def _settled(backend: LocalBackend, run_id: str, view: RunView) -> RunView:
+    """The run's view once a cancel has been carried out (bounded to one second)."""
+    for _ in range(20):
+        if view.status.is_terminal:
+            break
+        await asyncio.sleep(0.05)
+        view = await backend.get(run_id)
+    return view
+
+
+def _on_signals(handler: Callable[[], None]) -> Callable[[], None]:
+    """Call `handler` on SIGINT/SIGTERM instead of raising; returns the undo function.
+
+    Without this, Ctrl-C would raise KeyboardInterrupt wherever the loop happens to be, and the
+    run would be left half-cancelled in the database.
+    """
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, handler)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue  # Not the main thread, or a platform without loop signal handlers.
+        installed.append(signum)
+
+    def restore() -> None:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+    return restore
+
+
+def _print_issues(source: str, issues: Sequence[object]) -> None:
+    error(f"{source}: the pipeline is invalid:")
+    for issue in issues:
+        detail(str(issue))

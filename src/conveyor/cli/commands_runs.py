@@ -1,0 +1,234 @@
+"""`conveyor runs ...`: list, show and cancel runs recorded in a database.
+
+These commands read the database without driving runs, so they work while an engine runs
+elsewhere (SQLite's WAL lets them read alongside its writes). A cancel is handed to that engine
+when there is one, and recorded directly otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from conveyor.cli.app import app
+from conveyor.cli.common import (
+    DbOption,
+    JsonOption,
+    configure_logging,
+    fail,
+    print_json,
+    settings_for,
+    stdout,
+)
+from conveyor.config import Settings
+from conveyor.errors import RunNotFoundError
+
+if TYPE_CHECKING:
+    # Imported when a command runs: see `commands_run`.
+    from conveyor.backends.local import LocalBackend
+    from conveyor.runs import RunSummary, RunView
+
+CANCEL_WAIT_SECONDS = 10.0
+"""How long `runs cancel` waits for the engine holding the database to carry a cancel out."""
+
+runs_app = typer.Typer(help="List, inspect and cancel runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+
+@asynccontextmanager
+async def reader(settings: Settings) -> AsyncIterator[LocalBackend]:
+    """The database opened without driving runs, closed on exit."""
+    from conveyor.backends.local import LocalBackend
+
+    backend = LocalBackend(settings=settings, drive=False)
+    await backend.start()
+    try:
+        yield backend
+    finally:
+        await backend.stop()
+
+
+@runs_app.command("list")
+def list_command(
+    status: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--status",
+            "-s",
+            help="Only runs with this status (repeatable): pending, running, completed, "
+            "failed, cancelled, timed_out.",
+            show_default=False,
+        ),
+    ] = None,
+    pipeline: Annotated[
+        str | None, typer.Option("--pipeline", help="Only runs of this pipeline (by name).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 20,
+    db: DbOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List runs, newest first."""
+    from conveyor.cli.live import RUN_STYLES, format_duration
+
+    statuses = _statuses(status or [])
+    settings = settings_for(db)
+    configure_logging()
+    runs = asyncio.run(_list(settings, statuses, pipeline, limit))
+    if json_output:
+        print_json([run.model_dump(mode="json") for run in runs])
+        return
+    if not runs:
+        stdout.print(f"No runs in {settings.db_path}.")
+        return
+    table = Table(
+        title=f"Runs in {settings.db_path}", title_justify="left", box=None, pad_edge=False
+    )
+    # Ids are what users copy into the next command: never cut them short.
+    table.add_column("run", no_wrap=True, min_width=32)
+    table.add_column("pipeline", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("created", no_wrap=True)
+    table.add_column("time", justify="right", no_wrap=True)
+    # One line per run: the error is cut to the space left, and left out of a narrow
+    # terminal (`runs show` has all of it).
+    errors = stdout.width >= 120 and any(run.error for run in runs)
+    if errors:
+        table.add_column("error", no_wrap=True, overflow="ellipsis")
+    for run in runs:
+        cells: list[str | Text] = [
+            run.run_id,
+            run.pipeline,
+            Text(run.status.value, style=RUN_STYLES.get(run.status, "")),
+            _local_time(run.created_at),
+            format_duration(_seconds(run)),
+        ]
+        if errors:
+            cells.append(Text(run.error or "", style="red"))
+        table.add_row(*cells)
+    stdout.print(table)
+
+
+def _statuses(values: list[str]) -> list[str]:
+    from conveyor.engine.state import RunStatus
+
+    known = [status.value for status in RunStatus]
+    for value in values:
+        if value.lower() not in known:
+            raise typer.BadParameter(
+                f"{value!r} is not one of {', '.join(known)}", param_hint="'--status'"
+            )
+    return [value.lower() for value in values]
+
+
+async def _list(
+    settings: Settings, status: list[str], pipeline: str | None, limit: int
+) -> list[RunSummary]:
+    if not settings.db_path.exists():
+        return []
+    async with reader(settings) as backend:
+        return await backend.list_runs(status=status or None, pipeline=pipeline, limit=limit)
+
+
+@runs_app.command("show")
+def show_command(
+    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    db: DbOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show a run: its steps, outputs and error."""
+    from conveyor.cli.live import render_outcome, render_run
+
+    settings = settings_for(db)
+    configure_logging()
+    view = asyncio.run(_show(settings, run_id))
+    if json_output:
+        print_json(view)
+        return
+    stdout.print(render_run(view))
+    stdout.print(render_outcome(view))
+
+
+async def _show(settings: Settings, run_id: str) -> RunView:
+    _require_db(settings, run_id)
+    async with reader(settings) as backend:
+        try:
+            return await backend.get(run_id)
+        except RunNotFoundError:
+            fail(f"no run with id {run_id!r} in {settings.db_path}")
+
+
+@runs_app.command("cancel")
+def cancel_command(
+    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why; recorded with the run.")
+    ] = "cancelled from the command line",
+    db: DbOption = None,
+) -> None:
+    """Cancel a run: stop scheduling its steps, cancel the running ones, clean up.
+
+    When an engine holds the database, the cancel is handed to it and this waits (up to 10 s)
+    for the run to end; otherwise it is recorded here and the steps' cleanup runs here.
+    """
+    settings = settings_for(db)
+    configure_logging()
+    raise typer.Exit(asyncio.run(_cancel(settings, run_id, reason)))
+
+
+async def _cancel(settings: Settings, run_id: str, reason: str) -> int:
+    _require_db(settings, run_id)
+    async with reader(settings) as backend:
+        store = backend.store
+        try:
+            record = store.run_record(run_id)
+        except RunNotFoundError:
+            fail(f"no run with id {run_id!r} in {settings.db_path}")
+        if record.status.is_terminal:
+            stdout.print(f"Run {run_id} already ended ({record.status.value}); nothing to do.")
+            return 0
+        holder = store.lock_holder()
+        if holder is None:
+            view = await backend.cancel(run_id, reason)
+            stdout.print(f"Run {run_id} is {view.status.value}.")
+            return 0 if view.status.is_terminal else 1
+        store.post_inbox("cancel", {"run_id": run_id, "reason": reason})
+        stdout.print(f"Cancel handed to the engine (pid {holder}) that runs {run_id}.")
+        deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            status = store.run_record(run_id).status
+            if status.is_terminal:
+                stdout.print(f"Run {run_id} is {status.value}.")
+                return 0
+        fail(
+            f"run {run_id} is still {store.run_record(run_id).status.value} after "
+            f"{CANCEL_WAIT_SECONDS:g}s; the engine (pid {holder}) has the request and may "
+            f"still carry it out: check with `conveyor runs show {run_id}`"
+        )
+
+
+def _require_db(settings: Settings, run_id: str) -> None:
+    # Looking a run up must not leave an empty database behind at a mistyped path.
+    if not settings.db_path.exists():
+        fail(f"no run with id {run_id!r}: there is no database at {settings.db_path}")
+
+
+def _local_time(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone().strftime("%m-%d %H:%M:%S")
+
+
+def _seconds(run: RunSummary) -> float | None:
+    if run.started_at is None:
+        return None
+    end = run.finished_at or datetime.now(UTC)
+    return max(0.0, (end - run.started_at).total_seconds())
