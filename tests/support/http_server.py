@@ -318,7 +318,8 @@ def _handler_class(server: HttpTestServer) -> type[BaseHTTPRequestHandler]:
             else:
                 try:
                     reply = handler(request)
-                except Exception as exc:  # a broken handler is the test's bug: say so
+                # A broken handler is the test's bug: answer 500 saying so rather than hang.
+                except Exception as exc:  # noqa: BLE001
                     reply = Reply(500, {"error": f"test handler failed: {exc!r}"})
             if reply.delay and server._stopping.wait(reply.delay):
                 return
