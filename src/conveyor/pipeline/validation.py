@@ -253,7 +253,7 @@ class _Validator:
                     f"unknown param of action {meta.type!r}{hint} "
                     f"(known: {', '.join(sorted(declared)) or 'none'})"
                 )
-            self._error(f"{where}.params.{problem.name}", message)
+            self._error(join_path(f"{where}.params", problem.name), message)
 
     def _check_policies(self, where: str, step: StepSpec, definition: ActionDefinition) -> None:
         meta = definition.meta
