@@ -125,18 +125,20 @@ def _items(data: Any, operation: str) -> list[Any]:
     return data
 
 
-def _field(params: dict[str, Any], operation: str, *, required: bool = True) -> str | None:
+def _optional_field(params: dict[str, Any]) -> str | None:
     field = params.get("field")
-    if field in (None, ""):
-        if required:
-            raise TransformFailed(f"operation {operation!r} needs field: a key or dotted path")
-        return None
-    return str(field)
+    return None if field in (None, "") else str(field)
+
+
+def _field(params: dict[str, Any], operation: str) -> str:
+    field = _optional_field(params)
+    if field is None:
+        raise TransformFailed(f"operation {operation!r} needs field: a key or dotted path")
+    return field
 
 
 def _map(data: Any, params: dict[str, Any]) -> Any:
     path = _field(params, "map")
-    assert path is not None
     values = []
     for index, item in enumerate(_items(data, "map")):
         value = get_path(item, path)
@@ -148,14 +150,13 @@ def _map(data: Any, params: dict[str, Any]) -> Any:
 
 def _filter(data: Any, params: dict[str, Any]) -> Any:
     path = _field(params, "filter")
-    assert path is not None
     expected = params.get("value")
     return [item for item in _items(data, "filter") if get_path(item, path) == expected]
 
 
 def _sort(data: Any, params: dict[str, Any]) -> Any:
     items = _items(data, "sort")
-    path = _field(params, "sort", required=False)
+    path = _optional_field(params)
     keys = []
     for index, item in enumerate(items):
         key = item if path is None else get_path(item, path)
