@@ -72,6 +72,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     quick: bool = False
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    load: tuple[float, float, float] = field(default_factory=os.getloadavg)
 
     @property
     def missed(self) -> list[Row]:
@@ -153,8 +154,10 @@ def _repeat_text(report: Report) -> str:
 
 def _header_lines(report: Report) -> list[str]:
     info = machine()
+    load = " / ".join(f"{value:.2f}" for value in report.load)
     return [
         f"date: {report.started.strftime('%Y-%m-%d %H:%M UTC')}",
+        f"load average (1, 5, 15 min) when it started: {load}",
         f"machine: {info['cores']} cores ({info['cpu']}), {info['implementation']} "
         f"{info['python']}, SQLite {info['sqlite']}, {info['platform']}",
         f"repeats: {_repeat_text(report)}" + (" (--quick)" if report.quick else ""),
@@ -209,6 +212,7 @@ def as_json(report: Report) -> dict[str, Any]:
     return {
         "date": report.started.isoformat(),
         "machine": machine(),
+        "load_average": report.load,
         "quick": report.quick,
         "repeats": report.repeats,
         "argv": sys.argv[1:],

@@ -95,6 +95,7 @@ async def _child(runs: int, events: int) -> dict[str, float]:
         with progress:
             starting = progress.add_task(f"starting {runs:,} waiting runs", total=runs)
             started_at = time.perf_counter()
+            cpu_at = time.process_time()
             for first in range(0, runs, BATCH):
                 for i in range(first, min(first + BATCH, runs)):
                     run_id = await backend.start_run(spec, {"correlation_id": f"corr-{i}"})
@@ -105,6 +106,12 @@ async def _child(runs: int, events: int) -> dict[str, float]:
                 await until_waiting(backend, done)
                 progress.update(starting, completed=done)
             start_seconds = time.perf_counter() - started_at
+            start_cpu = time.process_time() - cpu_at
+            database = sum(
+                path.stat().st_size
+                for path in backend.store.path.parent.iterdir()
+                if path.name.startswith(backend.store.path.name)
+            )
             gc.collect()
             rss, peak = rss_mb()
 
@@ -142,6 +149,8 @@ async def _child(runs: int, events: int) -> dict[str, float]:
         "rss_baseline": baseline,
         "kb_per_run": (rss - baseline) * 1024 / runs,
         "start_seconds": start_seconds,
+        "start_cpu": start_cpu,
+        "database": database / 2**20,
         "p50": median(latencies),
         "p99": percentile(latencies, 99),
     }
@@ -186,9 +195,12 @@ def _workload(name: str, runs: int, quick_runs: int, repeat: int, timeout: float
         description=f"{runs:,} runs waiting on their own correlation id, in a subprocess",
         metrics=(
             Metric("rss", "RSS with all runs waiting", "MB", target=300.0),
+            Metric("rss_peak", "peak RSS (while starting them)", "MB"),
             Metric("rss_baseline", "RSS before starting runs", "MB"),
             Metric("kb_per_run", "RSS per waiting run", "KB"),
             Metric("start_seconds", "start all runs until all waiting", "s"),
+            Metric("start_cpu", "… of which CPU time of the engine", "s"),
+            Metric("database", "SQLite file and WAL", "MB"),
             Metric("p50", "send_event → run completed, p50", "ms"),
             Metric("p99", "send_event → run completed, p99", "ms", target=5.0),
         ),
