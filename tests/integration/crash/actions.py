@@ -156,11 +156,15 @@ class Flaky(BaseActionExecutor):
         type="await_event",
         version="1.0.0",
         name="Await event",
-        description="Waits for an event with `correlation_id`; completes with its `value`.",
+        description="Waits for an event with `correlation_id`; completes with its `value` "
+        "(`on_event` takes `handle_sleep` seconds to decide).",
         category="test",
         execution_mode=ExecutionMode.EVENT_DRIVEN,
         idempotent=True,
-        params=[ParamDefinition(name="correlation_id", required=True)],
+        params=[
+            ParamDefinition(name="correlation_id", required=True),
+            ParamDefinition(name="handle_sleep", type=ParamType.NUMBER, default=0),
+        ],
         outputs=[
             OutputDefinition(name="correlation_id", type="string"),
             OutputDefinition(name="value"),
@@ -182,6 +186,8 @@ class AwaitEvent(BaseActionExecutor):
 
     async def on_event(self, context: EventContext) -> EventResult:
         _record(context.run_id, context.step_id, ON_EVENT)
+        if context.params["handle_sleep"]:
+            await asyncio.sleep(context.params["handle_sleep"])
         return EventResult(
             action=EventAction.COMPLETE,
             status=StepStatus.COMPLETED,

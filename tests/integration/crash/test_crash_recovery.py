@@ -229,6 +229,14 @@ class World:
         finally:
             store.close()
 
+    def waits(self, correlation_id: str) -> list[tuple[str, str, int | None, int]]:
+        """(run_id, step_id, index, attempt) of the units waiting on `correlation_id`."""
+        store = Store(self.db).open()
+        try:
+            return store.waits_for(correlation_id)
+        finally:
+            store.close()
+
     def calls(self, run_id: str) -> Counter[str]:
         """How many times each step of the run was executed."""
         return executions(read_log(self.log), run_id)
@@ -353,17 +361,18 @@ def test_step_running_at_the_kill_reruns_if_idempotent_else_fails_interrupted(
 # ---------------------------------------------------------------- waiting for an event
 
 
-def _waiting(name: str) -> dict[str, Any]:
+def _waiting(name: str, handle_sleep: float = 0) -> dict[str, Any]:
+    correlation_id = tpl("run.id ~ '-w'")
     return pipeline(
         name,
         step("a", "count", value=1),
-        step("w", "await_event", ("a",), correlation_id=tpl("run.id ~ '-w'")),
+        step("w", "await_event", ("a",), correlation_id=correlation_id, handle_sleep=handle_sleep),
         step("b", "count", ("w",), value=tpl("steps.w.outputs.value + steps.a.outputs.value")),
         outputs={"b": tpl("steps.b.outputs.value")},
     )
 
 
-_EVENT_VALUES = {"inbox": 41, "stored": 9}
+_EVENT_VALUES = {"inbox": 41, "stored": 9, "handling": 5}
 
 
 def _event(state: RunState) -> dict[str, Any]:
@@ -376,7 +385,8 @@ def _event(state: RunState) -> dict[str, Any]:
 def test_waits_keep_waiting_and_a_stored_event_is_applied_once_after_the_kill(
     worlds: Worlds,
 ) -> None:
-    pipelines = [_waiting(name) for name in _EVENT_VALUES]
+    """Three runs wait; at the kill, one event is stored, one is being handled, one not sent."""
+    pipelines = [_waiting("inbox"), _waiting("stored"), _waiting("handling", handle_sleep=1.0)]
     waiting = {name: {"w": StepStatus.WAITING} for name in _EVENT_VALUES}
     ref, crashed = worlds("reference"), worlds("crashed")
     reference = ref.engine(*pipelines)
@@ -387,8 +397,12 @@ def test_waits_keep_waiting_and_a_stored_event_is_applied_once_after_the_kill(
 
     first.wait_ready()
     runs = crashed.wait_for_steps(waiting)
-    # Stored with its delivery planned, and the engine dies before it applies it.
+    # Stored with its delivery planned: the engine dies before it applies it.
     crashed.store_event(_event(runs["stored"]))
+    # Taken by the engine, which dies while `on_event` decides.
+    crashed.post_event(_event(runs["handling"]))
+    handling = runs["handling"].run_id
+    poll(lambda: events_handled(read_log(crashed.log), handling), 10, "on_event to start")
     first.kill()
 
     second = crashed.engine()
@@ -396,6 +410,7 @@ def test_waits_keep_waiting_and_a_stored_event_is_applied_once_after_the_kill(
     # The wait survived: still waiting, still routed, and not executed again.
     state = crashed.run("inbox")
     assert state.steps["w"].status is StepStatus.WAITING
+    assert crashed.waits(_event(state)["workflow_id"]) == [(state.run_id, "w", None, 1)]
     assert crashed.calls(state.run_id)["w"] == 1
     crashed.post_event(_event(state))
     second.finish()
@@ -407,8 +422,13 @@ def test_waits_keep_waiting_and_a_stored_event_is_applied_once_after_the_kill(
         assert expected[name].status is RunStatus.COMPLETED
         assert snapshot(after[name]) == snapshot(expected[name])
         assert executions(calls, after[name].run_id) == {"a": 1, "w": 1, "b": 1}
-        assert events_handled(calls, after[name].run_id) == {"w": 1}
-    assert crashed.deliveries() == [("done-inbox", "done"), ("done-stored", "done")]
+    # `on_event` ran again for the event it was deciding at the kill; each event was applied
+    # once all the same (b ran once, each delivery is done).
+    assert events_handled(calls, after["inbox"].run_id) == {"w": 1}
+    assert events_handled(calls, after["stored"].run_id) == {"w": 1}
+    assert events_handled(calls, handling) == {"w": 2}
+    assert crashed.deliveries() == [(f"done-{name}", "done") for name in sorted(_EVENT_VALUES)]
+    assert crashed.waits(_event(state)["workflow_id"]) == []
 
 
 # ---------------------------------------------------------------- timers
@@ -430,7 +450,8 @@ def test_retry_backoff_keeps_its_time_across_the_kill(worlds: Worlds) -> None:
     unit = retrying.steps["f"]
     assert unit.timer_kind is TimerKind.RETRY and unit.timer_at is not None
     (failure,) = read_log(crashed.log)
-    assert unit.timer_at == pytest.approx(failure.at + RETRY_BACKOFF_SECONDS, abs=0.1)
+    due = failure.at + RETRY_BACKOFF_SECONDS
+    assert due <= unit.timer_at <= due + LATE
 
     second = crashed.engine()
     ready_at = second.wait_ready()
@@ -443,8 +464,7 @@ def test_retry_backoff_keeps_its_time_across_the_kill(worlds: Worlds) -> None:
     calls = read_log(crashed.log)
     assert [(c.step_id, c.attempt) for c in calls] == [("f", 1), ("f", 2), ("b", 1)]
     retried = calls[1].at
-    assert retried >= unit.timer_at
-    assert retried <= max(unit.timer_at, ready_at) + LATE
+    assert unit.timer_at <= retried <= max(unit.timer_at, ready_at) + LATE
 
 
 def test_timers_keep_their_deadlines_across_the_kill(worlds: Worlds) -> None:
@@ -541,8 +561,7 @@ def test_kill_between_two_commits(worlds: Worlds) -> None:
         engine.killed()
         at_kill[commit] = statuses(crashed[commit].run("dag"))
     second = {commit: world.engine() for commit, world in crashed.items()}
-    commits = reference.finish()["commits"]
-    assert max(KILL_AFTER_COMMITS) < commits
+    reference.finish()
     expected = snapshot(ref.run("dag"))
     assert expected["status"] == RunStatus.COMPLETED
 
