@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     """Capacity of each queue: how many steps of it run at once in this process."""
     default_queue_capacity: int = Field(default=64, ge=1)
 
+    # HTTP service.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    """The largest request body the HTTP service reads; a larger one is answered 413."""
+    events_token: SecretStr | None = None
+    """The bearer token the HTTP events endpoint accepts (besides API keys), for senders such
+    as a Dapr sidecar that cannot hold a scoped key."""
+
     # Temporal.
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"

@@ -120,3 +120,48 @@ INSERT OR REPLACE INTO engine_lock (id, pid, token, host, started_at) VALUES (1,
 
 -- name: release_lock
 DELETE FROM engine_lock WHERE id = 1 AND token = ?;
+
+-- service
+
+-- name: catalog_insert_pipeline
+INSERT INTO catalog_pipelines (id, owner, name, latest_version, created_at, updated_at)
+VALUES (:id, :owner, :name, 1, :now, :now);
+
+-- name: catalog_insert_version
+INSERT INTO catalog_versions (pipeline_id, version, document, created_at)
+VALUES (?, ?, ?, ?);
+
+-- name: catalog_bump_version
+UPDATE catalog_pipelines SET latest_version = ?, name = ?, updated_at = ? WHERE id = ?;
+
+-- name: catalog_get_pipeline
+SELECT p.id, p.owner, p.name, p.latest_version, p.created_at, p.updated_at, v.document
+FROM catalog_pipelines p JOIN catalog_versions v ON v.pipeline_id = p.id
+WHERE p.id = ? AND v.version = coalesce(?, p.latest_version);
+
+-- name: catalog_id_by_name
+SELECT id FROM catalog_pipelines WHERE owner = ? AND name = ?;
+
+-- name: catalog_versions_of
+SELECT version, created_at FROM catalog_versions WHERE pipeline_id = ? ORDER BY version DESC;
+
+-- name: catalog_delete_pipeline
+DELETE FROM catalog_pipelines WHERE id = ?;
+
+-- name: key_insert
+INSERT INTO api_keys (id, owner, scope, secret_hash, created_at) VALUES (?, ?, ?, ?, ?);
+
+-- name: key_get
+SELECT id, owner, scope, secret_hash, created_at, revoked_at FROM api_keys WHERE id = ?;
+
+-- name: key_list
+SELECT id, owner, scope, secret_hash, created_at, revoked_at FROM api_keys ORDER BY created_at;
+
+-- name: key_revoke
+UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL;
+
+-- name: runs_by_status
+SELECT status, count(*) FROM runs GROUP BY status;
+
+-- name: events_by_status
+SELECT status, count(*) FROM events GROUP BY status;

@@ -1,0 +1,74 @@
+"""The FastAPI app over a `Service`.
+
+The routes live in `conveyor.api.routes.<name>` modules, each exposing `router`, and are
+included in the order of `ROUTERS`; a module that is not there (yet) is skipped, so a part of
+the service is added by creating its module and naming it here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from conveyor.api.deps import __doc__ as _auth_doc
+from conveyor.api.errors import install_error_handlers
+from conveyor.api.limits import BodySizeLimit
+from conveyor.api.service import Service
+
+ROUTERS = ("health", "actions", "pipelines", "runs", "events", "stream", "human")
+"""The route modules, in the order their routes are matched and documented."""
+
+_DESCRIPTION = """Conveyor's HTTP service: the action catalog, a pipeline catalog, runs, events.
+
+Every error answer has one body: `{"error": {"type", "message", "fields": [{"path", "message"}]}}`.
+"""
+
+
+def create_app(service: Service) -> FastAPI:
+    """The app serving `service`; it starts and stops the service with its lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    from conveyor import __version__
+
+    app = FastAPI(
+        title="Conveyor",
+        version=__version__,
+        description=_DESCRIPTION + "\n## Auth\n" + _auth_section(),
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=service.settings.max_body_bytes)
+    for router in _routers():
+        app.include_router(router)
+    return app
+
+
+def _routers() -> list[APIRouter]:
+    found = []
+    for name in ROUTERS:
+        module_name = f"{__package__}.routes.{name}"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue  # Not written yet; a broken module still fails loudly.
+            raise
+        found.append(module.router)
+    return found
+
+
+def _auth_section() -> str:
+    # The deps module's docstring is the one description of auth; skip its summary line.
+    text = _auth_doc or ""
+    return text.split("\n\n", 1)[-1]

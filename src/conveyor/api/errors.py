@@ -1,0 +1,227 @@
+"""One error body for every 4xx and 5xx answer, and the handlers that produce it.
+
+    {"error": {"type": "invalid_pipeline", "message": "...",
+               "fields": [{"path": "steps[2].params.count", "message": "must be <= 10"}]}}
+
+`type` is a stable, machine-readable word; `message` is for people; `fields` names every
+problem of a request at once, each by its path in the document that was sent (a body's paths
+have no `body.` prefix; query, path and header parameters keep theirs: `query.limit`).
+
+Bad input is always a 4xx: errors Conveyor raises on purpose map to their status here, and
+anything else is a defect, answered 500 without its details (they go to the log).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from conveyor.errors import (
+    ConveyorError,
+    EngineBusyError,
+    EventError,
+    ParamValidationError,
+    PipelineLoadError,
+    PipelineValidationError,
+    RunNotFoundError,
+    RunStateError,
+    TemplateError,
+    UnknownActionError,
+)
+
+log = structlog.get_logger("conveyor.api")
+
+
+class FieldError(BaseModel):
+    """One problem with one part of a request."""
+
+    path: str = Field(description="Where it is, e.g. `steps[2].params.count` or `query.limit`.")
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong."""
+
+    type: str = Field(description="A stable word: `not_found`, `invalid_pipeline`, ...")
+    message: str
+    fields: list[FieldError] = Field(default_factory=list)
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error answer."""
+
+    error: ErrorDetail
+
+
+class ApiError(Exception):
+    """An error answer a route raises on purpose."""
+
+    def __init__(
+        self,
+        status_code: int,
+        type_: str,
+        message: str,
+        *,
+        fields: Sequence[FieldError] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.type = type_
+        self.message = message
+        self.fields = list(fields)
+        self.headers = dict(headers or {})
+        super().__init__(message)
+
+
+def not_found(what: str, ident: str) -> ApiError:
+    """The 404 for an unknown (or someone else's) resource; both answer the same on purpose."""
+    return ApiError(404, "not_found", f"no {what} with id {ident!r}")
+
+
+_DESCRIPTIONS = {
+    400: "The body is not valid JSON.",
+    401: "No API key, or one that is unknown or revoked.",
+    403: "The API key's scope does not allow this.",
+    404: "Not found, or not visible to this API key's owner.",
+    409: "The resource's state does not allow this.",
+    413: "The request body is larger than the service accepts.",
+    422: "The request is well-formed but invalid; `fields` names each problem.",
+    503: "The service is not ready.",
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` documenting the given error statuses with the error body."""
+    return {
+        code: {"model": ErrorResponse, "description": _DESCRIPTIONS.get(code, "Error.")}
+        for code in codes
+    }
+
+
+AUTHED = (401, 403, 413, 422)
+"""The error statuses any route behind an API key may answer."""
+
+
+def error_response(
+    status_code: int,
+    type_: str,
+    message: str,
+    fields: Iterable[FieldError] = (),
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """A JSON response carrying the error body."""
+    body = ErrorResponse(error=ErrorDetail(type=type_, message=message, fields=list(fields)))
+    return JSONResponse(body.model_dump(mode="json"), status_code=status_code, headers=headers)
+
+
+def loc_path(loc: Sequence[str | int]) -> str:
+    """`("body", "steps", 0, "id")` as `steps[0].id`; other sources keep their prefix."""
+    parts = list(loc)
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    path = ""
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _issue_fields(issues: Iterable[object]) -> list[FieldError]:
+    fields = []
+    for issue in issues:
+        path = getattr(issue, "path", "")
+        message = getattr(issue, "message", str(issue))
+        fields.append(FieldError(path=str(path), message=str(message)))
+    return fields
+
+
+def _conveyor_error(exc: ConveyorError) -> tuple[int, str, list[FieldError]]:
+    """The status, type and fields of an error Conveyor raised."""
+    if isinstance(exc, PipelineValidationError):
+        return 422, "invalid_pipeline", _issue_fields(exc.issues)
+    if isinstance(exc, PipelineLoadError):
+        return 422, "invalid_pipeline", [FieldError(path="", message=str(exc))]
+    if isinstance(exc, ParamValidationError):
+        fields = [FieldError(path=f"params.{p.name}", message=p.message) for p in exc.problems]
+        return 422, "invalid_params", fields
+    if isinstance(exc, TemplateError):
+        return 422, "template_error", []
+    if isinstance(exc, EventError):
+        return 422, "invalid_event", []
+    if isinstance(exc, RunNotFoundError | UnknownActionError):
+        return 404, "not_found", []
+    if isinstance(exc, RunStateError):
+        return 409, "conflict", []
+    if isinstance(exc, EngineBusyError):
+        return 503, "unavailable", []
+    return 400, "bad_request", []
+
+
+async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status_code, exc.type, exc.message, exc.fields, exc.headers)
+
+
+async def _on_conveyor_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ConveyorError)
+    status, type_, fields = _conveyor_error(exc)
+    return error_response(status, type_, str(exc), fields)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(error.get("type") == "json_invalid" for error in errors):
+        # A body that does not parse is a different mistake from one that parses wrongly.
+        detail = next(e for e in errors if e.get("type") == "json_invalid")
+        context = detail.get("ctx") or {}
+        reason = context.get("error", "invalid JSON")
+        return error_response(400, "invalid_json", f"the body is not valid JSON: {reason}")
+    fields = [
+        FieldError(path=loc_path(error.get("loc", ())), message=str(error.get("msg", "")))
+        for error in errors
+    ]
+    return error_response(422, "validation_error", "the request is invalid", fields)
+
+
+_HTTP_TYPES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    type_ = _HTTP_TYPES.get(exc.status_code, "error" if exc.status_code < 500 else "internal")
+    message = exc.detail if isinstance(exc.detail, str) else type_.replace("_", " ")
+    return error_response(exc.status_code, type_, message, headers=exc.headers)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # A defect: the details go to the log, never to the caller.
+    log.error("unhandled_error", path=request.url.path, exc_info=exc)
+    return error_response(500, "internal", "internal error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error answer of `app` carry the one error body."""
+    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(ConveyorError, _on_conveyor_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,4 @@
+"""The service's routes, one module a concern, each exposing `router: APIRouter`.
+
+`conveyor.api.app.ROUTERS` lists the modules the app includes, in order.
+"""

@@ -1,0 +1,141 @@
+"""What the HTTP app serves: the engine, its settings and the service's own storage.
+
+One `Service` a process. It starts the embedded engine, opens a second connection to the same
+SQLite file for the service's own tables (pipeline catalog, API keys; the engine's connection
+stays the engine's), and runs the start and stop hooks other parts of the service register:
+anything with a background task (publishers, streams) adds itself to `on_start`/`on_stop`
+instead of being known here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from conveyor.actions import ActionRegistry
+from conveyor.api.keys import hash_secret
+from conveyor.api.metrics import Metrics
+from conveyor.backends.local import LocalBackend
+from conveyor.backends.local.store import Store
+from conveyor.config import Settings
+
+log = structlog.get_logger("conveyor.api")
+
+Hook = Callable[["Service"], Awaitable[None]]
+"""A start or stop callable: given the service, awaited in order."""
+
+
+@dataclass
+class AuthConfig:
+    """How requests are authenticated.
+
+    Attributes:
+        enabled: False in insecure local mode: every request acts as an admin of owner
+            ``local``. Only for a service that listens on loopback.
+        events_token_hash: The hash of `Settings.events_token`, which the events endpoint
+            accepts besides API keys.
+    """
+
+    enabled: bool = True
+    events_token_hash: str | None = None
+
+    def events_token_matches(self, token: str) -> bool:
+        """Whether `token` is the configured events token (compared in constant time)."""
+        import hmac
+
+        if self.events_token_hash is None:
+            return False
+        return hmac.compare_digest(hash_secret(token), self.events_token_hash)
+
+
+@dataclass
+class Service:
+    """The engine and everything the routes share.
+
+    Attributes:
+        backend: The embedded engine.
+        settings: The settings it runs with.
+        registry: The actions (the engine's registry).
+        store: The service's own connection to the engine's database.
+        auth: How requests are authenticated.
+        metrics: The Prometheus metrics.
+        on_start: Awaited in order after the engine and store are up.
+        on_stop: Awaited in reverse order before they go down.
+    """
+
+    backend: LocalBackend
+    settings: Settings
+    registry: ActionRegistry
+    store: Store
+    auth: AuthConfig
+    metrics: Metrics
+    on_start: list[Hook] = field(default_factory=list)
+    on_stop: list[Hook] = field(default_factory=list)
+    started: bool = False
+
+    @classmethod
+    def create(
+        cls,
+        settings: Settings | None = None,
+        *,
+        registry: ActionRegistry | None = None,
+        db_path: str | Path | None = None,
+        auth_enabled: bool = True,
+        backend: LocalBackend | None = None,
+    ) -> Service:
+        """A service over a new embedded engine (nothing runs until `start()`).
+
+        Args:
+            settings: Settings; read from the environment when None.
+            registry: The actions; discovered from entry points when None.
+            db_path: The SQLite file; `settings.db_path` when None.
+            auth_enabled: False for insecure local mode (no API keys).
+            backend: An engine to serve instead of making one.
+        """
+        settings = settings or Settings()
+        if db_path is not None:
+            settings = settings.model_copy(update={"db_path": Path(db_path)})
+        if backend is None:
+            backend = LocalBackend(registry, settings)
+        token = settings.events_token
+        auth = AuthConfig(
+            enabled=auth_enabled,
+            events_token_hash=hash_secret(token.get_secret_value()) if token else None,
+        )
+        store = Store(backend.store.path)
+        return cls(
+            backend=backend,
+            settings=backend.settings,
+            registry=backend.registry,
+            store=store,
+            auth=auth,
+            metrics=Metrics(backend, store),
+        )
+
+    async def start(self) -> None:
+        """Start the engine, open the store, then run the `on_start` hooks."""
+        if self.started:
+            return
+        await self.backend.start()
+        self.store.open()
+        self.metrics.start()
+        self.started = True
+        for hook in self.on_start:
+            await hook(self)
+
+    async def stop(self) -> None:
+        """Run the `on_stop` hooks (last registered first), then stop the store and engine."""
+        if not self.started:
+            return
+        for hook in reversed(self.on_stop):
+            try:
+                await hook(self)
+            except Exception:  # One failing hook must not keep the engine up.
+                log.exception("stop_hook_failed", hook=getattr(hook, "__name__", repr(hook)))
+        self.metrics.stop()
+        self.started = False
+        self.store.close()
+        await self.backend.stop()
