@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import sqlite3
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,31 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.harness import Metric, median
+
+
+def revision() -> str:
+    """The commit measured, and whether the tree had uncommitted changes under `src/`."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit} (with uncommitted changes in src/)" if dirty else commit
 
 
 @dataclass
@@ -73,6 +99,7 @@ class Report:
     quick: bool = False
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     load: tuple[float, float, float] = field(default_factory=os.getloadavg)
+    revision: str = field(default_factory=revision)
 
     @property
     def missed(self) -> list[Row]:
@@ -161,6 +188,7 @@ def _header_lines(report: Report) -> list[str]:
         f"machine: {info['cores']} cores ({info['cpu']}), {info['implementation']} "
         f"{info['python']}, SQLite {info['sqlite']}, {info['platform']}",
         f"repeats: {_repeat_text(report)}" + (" (--quick)" if report.quick else ""),
+        f"code: {report.revision}",
         "engine: LocalBackend, SQLite file in a temp dir, WAL, synchronous=NORMAL",
     ]
 
@@ -213,6 +241,7 @@ def as_json(report: Report) -> dict[str, Any]:
         "date": report.started.isoformat(),
         "machine": machine(),
         "load_average": report.load,
+        "revision": report.revision,
         "quick": report.quick,
         "repeats": report.repeats,
         "argv": sys.argv[1:],
