@@ -68,22 +68,28 @@ def send_command(
         typer.Option(
             "--correlation-id",
             "-c",
+            metavar="ID",
             help="The id the waiting step waits on (sent as the event's workflow_id).",
         ),
     ],
     data: Annotated[
         str,
         typer.Option(
-            "--data", "-d", help="The event's data: a JSON object, or @file.json to read one."
+            "--data",
+            "-d",
+            metavar="JSON",
+            help="The event's data: a JSON object, or @file.json to read one.",
         ),
     ] = "{}",
     event_type: Annotated[
-        str | None, typer.Option("--type", "-t", help="The event's type.", show_default=False)
+        str | None,
+        typer.Option("--type", "-t", metavar="TYPE", help="The event's type.", show_default=False),
     ] = None,
     event_id: Annotated[
         str | None,
         typer.Option(
             "--id",
+            metavar="EVENT_ID",
             help="The event's id; an event with an id seen before is applied once.",
             show_default=False,
         ),

@@ -19,7 +19,6 @@ import typer
 from conveyor.cli.app import app
 from conveyor.cli.common import (
     DbOption,
-    JsonOption,
     configure_logging,
     detail,
     error,
@@ -72,16 +71,20 @@ def run_command(
             "-p",
             "--param",
             help="A parameter as key=value (repeatable); key=@file.json reads JSON from a file.",
+            metavar="KEY=VALUE",
             show_default=False,
         ),
     ] = None,
     db: DbOption = None,
-    json_output: JsonOption = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the final run as JSON, with no live view.")
+    ] = False,
     timeout: Annotated[
         float | None,
         typer.Option(
             "--timeout",
             min=0,
+            metavar="SECONDS",
             help="Cancel the run if it has not ended after this many seconds.",
             show_default=False,
         ),
@@ -90,6 +93,7 @@ def run_command(
         str | None,
         typer.Option(
             "--idempotency-key",
+            metavar="KEY",
             help="Reuse the run started before with this key instead of starting another.",
             show_default=False,
         ),
@@ -99,16 +103,20 @@ def run_command(
     params = parse_params(param or [])
     settings = settings_for(db)
     configure_logging()
-    outcome = asyncio.run(
-        execute(
-            file,
-            params,
-            settings,
-            json_output=json_output,
-            timeout=timeout,
-            idempotency_key=idempotency_key,
+    try:
+        outcome = asyncio.run(
+            execute(
+                file,
+                params,
+                settings,
+                json_output=json_output,
+                timeout=timeout,
+                idempotency_key=idempotency_key,
+            )
         )
-    )
+    except KeyboardInterrupt:
+        # Ctrl-C before the run started (while loading): nothing to cancel.
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     raise typer.Exit(outcome.exit_code)
 
 

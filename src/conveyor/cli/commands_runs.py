@@ -33,7 +33,7 @@ from conveyor.errors import RunNotFoundError
 
 if TYPE_CHECKING:
     # Imported when a command runs: see `commands_run`.
-    from conveyor.backends.local import LocalBackend
+    from conveyor.backends.local import LocalBackend, Store
     from conveyor.runs import RunSummary, RunView
 
 CANCEL_WAIT_SECONDS = 10.0
@@ -184,9 +184,12 @@ def cancel_command(
 
 
 async def _cancel(settings: Settings, run_id: str, reason: str) -> int:
+    from conveyor.backends.local import Store
+
     _require_db(settings, run_id)
-    async with reader(settings) as backend:
-        store = backend.store
+    # The store alone first: handing the cancel to a running engine needs no actions loaded.
+    store = Store(settings.db_path).open()
+    try:
         try:
             record = store.run_record(run_id)
         except RunNotFoundError:
@@ -195,24 +198,32 @@ async def _cancel(settings: Settings, run_id: str, reason: str) -> int:
             stdout.print(f"Run {run_id} already ended ({record.status.value}); nothing to do.")
             return 0
         holder = store.lock_holder()
-        if holder is None:
-            view = await backend.cancel(run_id, reason)
-            stdout.print(f"Run {run_id} is {view.status.value}.")
-            return 0 if view.status.is_terminal else 1
-        store.post_inbox("cancel", {"run_id": run_id, "reason": reason})
-        stdout.print(f"Cancel handed to the engine (pid {holder}) that runs {run_id}.")
-        deadline = time.monotonic() + CANCEL_WAIT_SECONDS
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-            status = store.run_record(run_id).status
-            if status.is_terminal:
-                stdout.print(f"Run {run_id} is {status.value}.")
-                return 0
-        fail(
-            f"run {run_id} is still {store.run_record(run_id).status.value} after "
-            f"{CANCEL_WAIT_SECONDS:g}s; the engine (pid {holder}) has the request and may "
-            f"still carry it out: check with `conveyor runs show {run_id}`"
-        )
+        if holder is not None:
+            store.post_inbox("cancel", {"run_id": run_id, "reason": reason})
+            stdout.print(f"Cancel handed to the engine (pid {holder}) that runs {run_id}.")
+            return await _await_end(store, run_id, holder)
+    finally:
+        store.close()
+    # No engine: record the cancel here; the steps' cleanup runs in this process.
+    async with reader(settings) as backend:
+        view = await backend.cancel(run_id, reason)
+    stdout.print(f"Run {run_id} is {view.status.value}.")
+    return 0 if view.status.is_terminal else 1
+
+
+async def _await_end(store: Store, run_id: str, holder: int) -> int:
+    deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        status = store.run_record(run_id).status
+        if status.is_terminal:
+            stdout.print(f"Run {run_id} is {status.value}.")
+            return 0
+    fail(
+        f"run {run_id} is still {store.run_record(run_id).status.value} after "
+        f"{CANCEL_WAIT_SECONDS:g}s; the engine (pid {holder}) has the request and may "
+        f"still carry it out: check with `conveyor runs show {run_id}`"
+    )
 
 
 def _require_db(settings: Settings, run_id: str) -> None:

@@ -28,6 +28,7 @@ DbOption = Annotated[
         help="The SQLite database (default: $CONVEYOR_DB_PATH, else the per-user data dir).",
         show_default=False,
         dir_okay=False,
+        metavar="PATH",
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
