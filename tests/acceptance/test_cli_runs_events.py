@@ -33,7 +33,7 @@ def show(run_id: str, db: Path) -> dict[str, object]:
     return shown
 
 
-def test_runs_list_filters_and_show_prints_steps_outputs_and_error(
+def test_runs_list_filters_show_prints_steps_outputs_and_error_and_unknown_ids_exit_1(
     write: Callable[[str, str], Path], db: Path
 ) -> None:
     hello = json.loads(
@@ -61,14 +61,10 @@ def test_runs_list_filters_and_show_prints_steps_outputs_and_error(
     greeted = conveyor("runs", "show", hello["run_id"], "--db", str(db))
     assert '"greeting": "Hello, world!"' in greeted.stdout
 
-
-def test_an_unknown_run_id_is_reported_and_exits_1(db: Path) -> None:
-    conveyor("run", str(EXAMPLES / "hello.yaml"), "--db", str(db), "--json")
-
     for args in (["show", "nope"], ["cancel", "nope"]):
-        done = conveyor("runs", *args, "--db", str(db))
-        assert done.returncode == 1
-        assert "no run with id 'nope'" in done.stderr
+        unknown = conveyor("runs", *args, "--db", str(db))
+        assert unknown.returncode == 1
+        assert "no run with id 'nope'" in unknown.stderr
 
 
 def test_a_bad_status_filter_exits_2(db: Path) -> None:
