@@ -6,6 +6,7 @@ CREATE TABLE catalog_pipelines (
     owner          TEXT NOT NULL,
     name           TEXT NOT NULL,
     latest_version INTEGER NOT NULL,
+    description    TEXT,
     created_at     REAL NOT NULL,
     updated_at     REAL NOT NULL,
     UNIQUE (owner, name)

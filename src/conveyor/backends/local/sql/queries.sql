@@ -124,23 +124,37 @@ DELETE FROM engine_lock WHERE id = 1 AND token = ?;
 -- service
 
 -- name: catalog_insert_pipeline
-INSERT INTO catalog_pipelines (id, owner, name, latest_version, created_at, updated_at)
-VALUES (:id, :owner, :name, 1, :now, :now);
+INSERT INTO catalog_pipelines (id, owner, name, latest_version, description, created_at,
+                               updated_at)
+VALUES (:id, :owner, :name, 1, :description, :now, :now);
 
 -- name: catalog_insert_version
 INSERT INTO catalog_versions (pipeline_id, version, document, created_at)
 VALUES (?, ?, ?, ?);
 
 -- name: catalog_bump_version
-UPDATE catalog_pipelines SET latest_version = ?, name = ?, updated_at = ? WHERE id = ?;
+UPDATE catalog_pipelines SET latest_version = :version, name = :name,
+       description = :description, updated_at = :now
+WHERE id = :id;
 
 -- name: catalog_get_pipeline
-SELECT p.id, p.owner, p.name, p.latest_version, p.created_at, p.updated_at, v.document
+SELECT p.id, p.owner, p.name, p.latest_version, p.description, p.created_at, p.updated_at,
+       v.version, v.document
 FROM catalog_pipelines p JOIN catalog_versions v ON v.pipeline_id = p.id
 WHERE p.id = ? AND v.version = coalesce(?, p.latest_version);
 
 -- name: catalog_id_by_name
 SELECT id FROM catalog_pipelines WHERE owner = ? AND name = ?;
+
+-- name: catalog_list
+SELECT id, owner, name, latest_version, description, created_at, updated_at
+FROM catalog_pipelines
+WHERE (:owner IS NULL OR owner = :owner) AND (:name IS NULL OR name = :name)
+ORDER BY name, owner, id LIMIT :limit OFFSET :offset;
+
+-- name: catalog_count
+SELECT count(*) FROM catalog_pipelines
+WHERE (:owner IS NULL OR owner = :owner) AND (:name IS NULL OR name = :name);
 
 -- name: catalog_versions_of
 SELECT version, created_at FROM catalog_versions WHERE pipeline_id = ? ORDER BY version DESC;
@@ -159,6 +173,15 @@ SELECT id, owner, scope, secret_hash, created_at, revoked_at FROM api_keys ORDER
 
 -- name: key_revoke
 UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL;
+
+-- name: runs_count
+SELECT count(*) FROM runs
+WHERE (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+  AND (:pipeline IS NULL OR pipeline_name = :pipeline)
+  AND (:owner IS NULL OR owner = :owner)
+  AND (:kind IS NULL OR kind = :kind)
+  AND (:created_after IS NULL OR created_at >= :created_after)
+  AND (:created_before IS NULL OR created_at < :created_before);
 
 -- name: runs_by_status
 SELECT status, count(*) FROM runs GROUP BY status;
