@@ -1,0 +1,231 @@
+"""Runs over HTTP: start, list, read (with steps and timeline), cancel, retry.
+
+A run belongs to the owner of the key that started it; another owner's run answers 404, as one
+that does not exist. Runs started by other means (the CLI, the Python API) have no owner and
+are visible to admins only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Header, Query, Response
+from pydantic import BaseModel, Field
+
+from conveyor.api.deps import Principal, Reader, ServiceDep, Writer, owner_filter
+from conveyor.api.errors import AUTHED, ApiError, FieldError, not_found, responses
+from conveyor.api.models import MAX_LIMIT, Limit, Offset, Page
+from conveyor.api.service import Service
+from conveyor.api.starting import IdempotencyKey, RunStart, public_view, resolve_start, scoped_key
+from conveyor.backends.local.sql import Q
+from conveyor.engine.state import RunStatus
+from conveyor.runs import RunEvent, RunSummary, RunView, StepView
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+
+
+class CancelRequest(BaseModel):
+    """Why the run is cancelled."""
+
+    reason: str = Field(default="cancelled", max_length=1000)
+
+
+class Timeline(BaseModel):
+    """Entries of a run's timeline after a cursor, oldest first.
+
+    A timeline only grows, so it is read by cursor: pass `next_after` as `after` to read on.
+    """
+
+    items: list[RunEvent]
+    after: int
+    limit: int
+    next_after: int = Field(description="The cursor after the last entry returned.")
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=RunView,
+    summary="Start a run",
+    responses={
+        200: {"model": RunView, "description": "The idempotency key was used before: its run."},
+        **responses(*AUTHED, 400, 404),
+    },
+)
+async def start_run(
+    body: RunStart,
+    response: Response,
+    service: ServiceDep,
+    principal: Writer,
+    idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
+) -> RunView:
+    """Start a stored pipeline, an inline one, or one action; answers the new run (201).
+
+    With an idempotency key used before (in the body or the `Idempotency-Key` header), nothing
+    starts and the first run is answered (200).
+    """
+    key = body.idempotency_key or idempotency_key
+    if body.idempotency_key and idempotency_key and body.idempotency_key != idempotency_key:
+        raise ApiError(
+            422,
+            "validation_error",
+            "the Idempotency-Key header and the body's idempotency_key differ",
+            fields=[FieldError(path="idempotency_key", message="differs from the header")],
+        )
+    scoped = scoped_key(principal.owner, key) if key else None
+    if scoped is not None and service.backend.store.run_for_key(scoped) is not None:
+        response.status_code = 200
+    spec, kind, origin = resolve_start(service, principal, body)
+    run_id = await service.backend.start_run(
+        spec,
+        body.params,
+        idempotency_key=scoped,
+        owner=principal.owner,
+        labels={**body.labels, **origin},
+        kind=kind,
+    )
+    return public_view(service.backend.view(run_id))
+
+
+@router.get(
+    "",
+    response_model=Page[RunSummary],
+    summary="List runs",
+    responses=responses(*AUTHED),
+)
+async def list_runs(
+    service: ServiceDep,
+    principal: Reader,
+    status: Annotated[list[RunStatus] | None, Query(max_length=len(RunStatus))] = None,
+    pipeline: Annotated[str | None, Query(max_length=200)] = None,
+    kind: Annotated[str | None, Query(max_length=50)] = None,
+    owner: Annotated[str | None, Query(max_length=200, description="Admins only.")] = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[RunSummary]:
+    """Runs, newest first, filtered by status (repeatable), pipeline name, kind and time."""
+    visible = owner if principal.is_admin else owner_filter(principal)
+    filters = {
+        "status": [s.value for s in status] if status else None,
+        "pipeline": pipeline,
+        "owner": visible,
+        "kind": kind,
+        "created_after": _seconds(created_after),
+        "created_before": _seconds(created_before),
+    }
+    items = await service.backend.list_runs(**filters, limit=limit, offset=offset)  # type: ignore[arg-type]
+    return Page(items=items, total=_count(service, filters), limit=limit, offset=offset)
+
+
+@router.get(
+    "/{run_id}",
+    response_model=RunView,
+    summary="Show a run with its steps",
+    responses=responses(*AUTHED, 404),
+)
+async def get_run(run_id: str, service: ServiceDep, principal: Reader) -> RunView:
+    """The run with its steps, progress and (while it runs) an estimate of time left."""
+    return public_view(_visible(service, principal, run_id))
+
+
+@router.get(
+    "/{run_id}/steps",
+    response_model=Page[StepView],
+    summary="List a run's steps",
+    responses=responses(*AUTHED, 404),
+)
+async def list_steps(
+    run_id: str, service: ServiceDep, principal: Reader, limit: Limit = 50, offset: Offset = 0
+) -> Page[StepView]:
+    """The run's steps in the pipeline's order (upstream first)."""
+    steps = _visible(service, principal, run_id).steps
+    return Page(items=steps[offset : offset + limit], total=len(steps), limit=limit, offset=offset)
+
+
+@router.get(
+    "/{run_id}/timeline",
+    response_model=Timeline,
+    summary="Read a run's timeline",
+    responses=responses(*AUTHED, 404),
+)
+async def get_timeline(
+    run_id: str,
+    service: ServiceDep,
+    principal: Reader,
+    after: Annotated[int, Query(ge=0, le=2**62, description="Entries after this cursor.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT * 10)] = 1000,
+) -> Timeline:
+    """Every status change, progress report and applied event of the run, oldest first."""
+    _visible(service, principal, run_id)
+    items = await service.backend.timeline(run_id, after=after, limit=limit)
+    next_after = items[-1].seq if items else after
+    return Timeline(items=items, after=after, limit=limit, next_after=next_after)
+
+
+@router.post(
+    "/{run_id}/cancel",
+    response_model=RunView,
+    summary="Cancel a run",
+    responses=responses(*AUTHED, 400, 404, 409),
+)
+async def cancel_run(
+    run_id: str,
+    service: ServiceDep,
+    principal: Writer,
+    body: Annotated[CancelRequest | None, Body()] = None,
+) -> RunView:
+    """Cancel the run: running steps are cancelled and cleaned up.
+
+    Cancelling a cancelled run answers it again; cancelling one that ended otherwise is 409.
+    """
+    view = _visible(service, principal, run_id)
+    if view.status is RunStatus.CANCELLED:
+        return public_view(view)
+    if view.status.is_terminal:
+        raise ApiError(
+            409, "conflict", f"run {run_id} is {view.status.value}; it cannot be cancelled"
+        )
+    reason = body.reason if body is not None else "cancelled"
+    return public_view(await service.backend.cancel(run_id, reason))
+
+
+@router.post(
+    "/{run_id}/retry",
+    status_code=201,
+    response_model=RunView,
+    summary="Retry a run as a new run",
+    responses=responses(*AUTHED, 404, 409),
+)
+async def retry_run(run_id: str, service: ServiceDep, principal: Writer) -> RunView:
+    """Start a new run of a failed, cancelled or timed-out run; completed steps are kept."""
+    _visible(service, principal, run_id)
+    new_id = await service.backend.retry(run_id)
+    return public_view(service.backend.view(new_id))
+
+
+def _visible(service: Service, principal: Principal, run_id: str) -> RunView:
+    """The run, when the principal may see it; 404 otherwise (as for an unknown id)."""
+    view = service.backend.view(run_id)
+    if not principal.can_see(view.owner):
+        raise not_found("run", run_id)
+    return view
+
+
+def _seconds(value: datetime | None) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)  # A time without a zone is read as UTC.
+    return value.timestamp()
+
+
+def _count(service: Service, filters: Mapping[str, object]) -> int:
+    statuses = filters["status"]
+    args = {**filters, "statuses": json.dumps(statuses) if statuses else None}
+    del args["status"]
+    return int(service.store.db.execute(Q["runs_count"], args).fetchone()[0])
