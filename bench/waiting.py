@@ -88,6 +88,9 @@ async def _child(runs: int, events: int) -> dict[str, float]:
         TimeElapsedColumn(),
         console=Console(stderr=True),
         transient=True,
+        # Redrawn only between measurements: an auto-refresh thread would take the GIL
+        # in the middle of some of them.
+        auto_refresh=False,
     )
     async with engine() as backend:
         gc.collect()
@@ -104,7 +107,7 @@ async def _child(runs: int, events: int) -> dict[str, float]:
                 # Let this batch's executions return and commit before the next one.
                 done = min(first + BATCH, runs)
                 await until_waiting(backend, done)
-                progress.update(starting, completed=done)
+                progress.update(starting, completed=done, refresh=True)
             start_seconds = time.perf_counter() - started_at
             start_cpu = time.process_time() - cpu_at
             database = sum(
@@ -141,6 +144,8 @@ async def _child(runs: int, events: int) -> dict[str, float]:
                     if view.status is not RunStatus.COMPLETED:
                         raise RuntimeError(f"run ended {view.status.value}: {view.error}")
                     progress.advance(routing)
+                    if len(latencies) % 25 == 0:
+                        progress.refresh()
             finally:
                 unsubscribe()
     return {
