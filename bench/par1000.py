@@ -31,6 +31,11 @@ async def _measure(options: Options) -> dict[str, float]:
             elapsed = time.perf_counter() - started
     if view.status is not RunStatus.COMPLETED:
         raise RuntimeError(f"par1000 run ended {view.status.value}: {view.error}")
+    capacity = backend.settings.queue_capacity("default")
+    options.notes.append(
+        f"par1000: default settings, so the default queue's capacity ({capacity} at once in "
+        "a process) bounds concurrency as well as max_parallel_steps"
+    )
     return {"total": elapsed}
 
 
