@@ -265,6 +265,10 @@ class _Transition:
             step.status = StepStatus.RUNNING
             step.started_at = self.now
             state.touch(step)
+            # Every item is stored now, with its value: items queued later must still have it
+            # after the run is evicted from memory or the engine restarts.
+            for unit in step.items:
+                state.touch(unit)
             if not step.items:
                 step.outputs = []
                 self._close_step(step, StepStatus.COMPLETED, None)
@@ -509,6 +513,8 @@ class _Transition:
             self._close_step(step, status, f"item {unit.index}: {error}")
             return
         self._queue_next_item(plan, step)
+        if step.status.is_terminal:
+            return  # Queuing the next item failed it, and that closed the step already.
         if all(item.status.is_terminal for item in step.items):
             step.outputs = [
                 item.outputs if item.status is StepStatus.COMPLETED else None for item in step.items

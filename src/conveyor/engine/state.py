@@ -217,7 +217,8 @@ class RunState:
             return 100.0
         total = 0.0
         for step in self.steps.values():
-            if step.status.is_terminal:
+            # Work done: a cancelled or failed step counts only as far as it got.
+            if step.status in (StepStatus.COMPLETED, StepStatus.SKIPPED):
                 total += 100.0
             elif step.items:
                 done = sum(100.0 if i.status.is_terminal else i.progress for i in step.items)

@@ -578,16 +578,9 @@ def test_kill_between_two_commits(worlds: Worlds) -> None:
             )
 
 
-# ---------------------------------------------------------------- known bugs
+# ---------------------------------------------------------------- regressions
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a for_each item that has not been queued yet has no row, and loading the run "
-    "rebuilds it without its item value (StepState.from_dict), so after a restart it runs "
-    "with item None",
-)
 def test_for_each_items_not_yet_queued_keep_their_values_across_the_kill(worlds: Worlds) -> None:
     fan_out = pipeline(
         "fan_out",
@@ -607,13 +600,6 @@ def test_for_each_items_not_yet_queued_keep_their_values_across_the_kill(worlds:
     assert after.status is RunStatus.COMPLETED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the engine takes the inbox only when PRAGMA data_version changes after its first "
-    "read (LocalBackend._maintain), so a request stored before it started waits for some "
-    "other connection's next commit",
-)
 def test_event_left_in_the_inbox_at_the_kill_is_applied_after_restart(worlds: Worlds) -> None:
     crashed = worlds("crashed")
     first = crashed.engine(_waiting("inbox"))

@@ -200,3 +200,24 @@ async def test_a_durable_sleep_completes_at_its_time(backend: LocalBackend) -> N
     run = await backend.wait(run_id, timeout=5)
     assert run.status is RunStatus.COMPLETED
     assert time.monotonic() - started >= 0.29
+
+
+async def test_for_each_items_keep_their_values_while_the_run_waits(backend: LocalBackend) -> None:
+    # With max_parallel 1 the run holds no task while item 0 waits, so it is dropped from
+    # memory; item 1 must still find its value in the store.
+    spec = pipeline(
+        {
+            "id": "each",
+            "action": "await_event",
+            "for_each": ["x", "y"],
+            "max_parallel": 1,
+            "params": {"correlation_id": "one-{{ item }}"},
+        },
+    )
+    run_id = await backend.start_run(spec)
+    await _until(backend, run_id, lambda r: r.step("each").items[0].status is StepStatus.WAITING)  # type: ignore[index]
+    assert run_id not in backend._active
+    await backend.send_event({"workflow_id": "one-x", "status": "COMPLETED"})
+    await _until(backend, run_id, lambda r: r.step("each").items[1].status is StepStatus.WAITING)  # type: ignore[index]
+    await backend.send_event({"workflow_id": "one-y", "status": "COMPLETED"})
+    assert (await backend.wait(run_id, timeout=5)).status is RunStatus.COMPLETED

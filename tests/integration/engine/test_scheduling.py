@@ -266,3 +266,32 @@ async def _until(backend: LocalBackend, run_id: str, check, timeout: float = 5.0
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met; run is {run.model_dump_json(indent=1)}")
         await asyncio.sleep(0.01)
+
+
+async def test_a_for_each_item_failing_when_queued_closes_the_step_once(
+    backend: LocalBackend,
+) -> None:
+    spec = pipeline(
+        {
+            "id": "m",
+            "action": "echo",
+            "for_each": [1, "abc"],
+            "max_parallel": 1,
+            "params": {"count": "{{ item }}"},
+        },
+    )
+    run = await backend.wait(await backend.start_run(spec), timeout=5)
+    assert run.status is RunStatus.FAILED
+    assert run.step("m").status is StepStatus.FAILED
+    assert "item 1" in (run.step("m").error or "")
+
+
+async def test_a_cancelled_run_counts_only_the_work_done(backend: LocalBackend) -> None:
+    spec = pipeline(
+        {"id": "a", "action": "echo"},
+        {"id": "w", "action": "await_event", "params": {"correlation_id": "half"}},
+    )
+    run_id = await backend.start_run(spec)
+    await _until(backend, run_id, lambda r: r.step("a").status is StepStatus.COMPLETED)
+    run = await backend.cancel(run_id)
+    assert run.progress == 50.0

@@ -148,10 +148,15 @@ class LocalBackend:
         if self._started:
             return
         self.store.open()
+        if self.drive:
+            try:
+                self.store.acquire_lock()
+            except BaseException:
+                self.store.close()
+                raise
         self._started = True
         if not self.drive:
             return
-        self.store.acquire_lock()
         self._timers.start()
         for run_id in self.store.run_ids("runs_with_running_units"):
             self._submit(run_id, Recover(), None)
@@ -736,10 +741,11 @@ class LocalBackend:
 
     async def _maintain(self) -> None:
         """Take requests other processes left in the inbox; expire old buffered events."""
-        version = self.store.data_version()
+        # None: the first pass reads the inbox, which may hold requests left for an engine
+        # that stopped before taking them.
+        version: int | None = None
         last_expiry = 0.0
         while True:
-            await asyncio.sleep(_MAINTENANCE_SECONDS)
             try:
                 current = self.store.data_version()
                 if current != version:
@@ -756,6 +762,7 @@ class LocalBackend:
                     eventlog.expire(self.store, now)
             except Exception:
                 log.exception("maintenance_failed")
+            await asyncio.sleep(_MAINTENANCE_SECONDS)
 
     async def _handle_request(self, kind: str, payload: dict[str, Any]) -> None:
         try:
