@@ -4,6 +4,10 @@ Pure ASGI rather than a Starlette `BaseHTTPMiddleware`: it sees the raw `receive
 it can refuse a body by its `Content-Length` before reading a byte, and count the bytes of a
 chunked body (which has no length) as they arrive. The body is read here, up to the limit, and
 handed on whole; a JSON API reads whole bodies anyway, and nothing past the limit is buffered.
+
+A body found too large is read on and thrown away (up to `DRAIN_BYTES` more) before the 413 is
+sent: a client still sending when the server answers and closes gets a connection reset
+instead of the answer. Past that much, the connection is closed at once.
 """
 
 from __future__ import annotations
@@ -11,6 +15,9 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.api.errors import ErrorDetail, ErrorResponse
+
+DRAIN_BYTES = 16 * 1024 * 1024
+"""How much of a too-large body is read (and dropped) so the client can read the 413."""
 
 
 class BodySizeLimit:
@@ -26,6 +33,8 @@ class BodySizeLimit:
             return
         length = _content_length(scope)
         if length is not None and length > self.max_bytes:
+            if length <= self.max_bytes + DRAIN_BYTES:
+                await _drain(receive, length)
             await self._refuse(send)
             return
         chunks: list[bytes] = []
@@ -39,6 +48,8 @@ class BodySizeLimit:
             body = message.get("body", b"")
             size += len(body)
             if size > self.max_bytes:
+                if message.get("more_body", False):
+                    await _drain(receive, DRAIN_BYTES)
                 await self._refuse(send)
                 return
             chunks.append(body)
@@ -81,6 +92,18 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+
+async def _drain(receive: Receive, limit: int) -> None:
+    """Read and drop the rest of a body, `limit` bytes at most."""
+    read = 0
+    while read <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        read += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 def _content_length(scope: Scope) -> int | None:
