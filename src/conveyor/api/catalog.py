@@ -19,16 +19,20 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from conveyor.api.deps import Principal
 from conveyor.backends.local.sql import Q
 from conveyor.backends.local.store import Store, dumps, loads
-from conveyor.errors import PipelineLoadError
+from conveyor.errors import PipelineError, PipelineLoadError
 from conveyor.pipeline.loading import parse_document
 from conveyor.pipeline.spec import PipelineSpec
+
+if TYPE_CHECKING:
+    from conveyor.pipeline.validation import ActionLookup
 
 _SOURCE = "document"
 
@@ -181,6 +185,42 @@ class Catalog:
         with self.store.transaction() as db:
             cursor = db.execute(Q["catalog_delete_pipeline"], (pipeline_id,))
         return cursor.rowcount > 0
+
+
+def load_directory(
+    catalog: Catalog, registry: ActionLookup, directory: Path, owner: str
+) -> tuple[builtins.list[str], builtins.list[str]]:
+    """Store every ``*.yaml`` pipeline of `directory` for `owner`.
+
+    A pipeline whose name is new is created; one whose document changed gets a new version;
+    an unchanged one is left as it is, so loading the same directory at every start adds
+    nothing.
+
+    Returns:
+        The names stored or found unchanged, and a problem for each file that was skipped.
+    """
+    from conveyor.pipeline.validation import validate_pipeline
+
+    loaded: builtins.list[str] = []
+    problems: builtins.list[str] = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            document = parse_text(path.read_text(encoding="utf-8"))
+            report = validate_pipeline(document, registry)
+            report.raise_for_errors()
+            spec = PipelineSpec.model_validate(document)
+        except (OSError, UnicodeDecodeError, PipelineError) as exc:
+            problems.append(f"{path.name}: {exc}")
+            continue
+        existing = catalog.id_by_name(owner, spec.name)
+        if existing is None:
+            catalog.create(owner, spec)
+        else:
+            current = catalog.get(existing)
+            if current is None or dumps(current.document) != _dump(spec):
+                catalog.update(existing, spec)
+        loaded.append(spec.name)
+    return loaded, problems
 
 
 def _dump(spec: PipelineSpec) -> str:

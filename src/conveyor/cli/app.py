@@ -18,8 +18,10 @@ def _register() -> None:
     from conveyor.cli import (  # noqa: F401
         commands_actions,
         commands_events,
+        commands_keys,
         commands_run,
         commands_runs,
+        commands_serve,
         commands_validate,
     )
 

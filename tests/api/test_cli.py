@@ -1,0 +1,169 @@
+"""`conveyor keys ...` and `conveyor serve`, run as a user would, in their own processes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.acceptance.test_cli_run import Background, conveyor, eventually
+
+GOOD = """\
+name: good
+steps:
+  - id: a
+    action: log
+    params: {message: hi}
+"""
+BAD = """\
+name: bad
+steps:
+  - id: a
+    action: no_such_action
+"""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_keys_create_list_revoke(tmp_path: Path) -> None:
+    db = str(tmp_path / "c.db")
+    made = conveyor("keys", "create", "--owner", "ada", "--scope", "write", "--db", db)
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    assert token.startswith("cvk_")
+    assert "not shown again" in made.stderr
+    key_id = token.split("_")[1]
+    as_json = json.loads(
+        conveyor("keys", "create", "--owner", "bo", "--scope", "read", "--db", db, "--json").stdout
+    )
+    assert as_json["token"].startswith(f"cvk_{as_json['id']}_")
+    listed = json.loads(conveyor("keys", "list", "--db", db, "--json").stdout)
+    assert [(k["id"], k["owner"], k["scope"]) for k in listed] == [
+        (key_id, "ada", "write"),
+        (as_json["id"], "bo", "read"),
+    ]
+    assert token.split("_", 2)[2] not in conveyor("keys", "list", "--db", db).stdout
+    assert conveyor("keys", "revoke", key_id, "--db", db).returncode == 0
+    assert conveyor("keys", "revoke", key_id, "--db", db).returncode == 1
+    revoked = json.loads(conveyor("keys", "list", "--db", db, "--json").stdout)
+    assert revoked[0]["revoked_at"] is not None
+
+
+def test_keys_create_refuses_a_bad_scope_or_owner(tmp_path: Path) -> None:
+    db = str(tmp_path / "c.db")
+    assert conveyor("keys", "create", "--owner", "a", "--scope", "root", "--db", db).returncode == 2
+    assert conveyor("keys", "create", "--owner", " ", "--scope", "read", "--db", db).returncode == 2
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.1", "example.org"])
+def test_insecure_refuses_a_host_that_is_not_loopback(tmp_path: Path, host: str) -> None:
+    done = conveyor("serve", "--insecure", "--host", host, "--db", str(tmp_path / "c.db"))
+    assert done.returncode == 2
+    assert "loopback" in done.stderr
+
+
+class Server:
+    """`conveyor serve` in the background; stopped with SIGINT, like Ctrl-C."""
+
+    def __init__(self, tmp_path: Path, *args: str) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.db = str(tmp_path / "c.db")
+        self.process = Background(
+            "serve", "--port", str(self.port), "--db", self.db, *args,
+            stderr=tmp_path / "serve.log",
+        )  # fmt: skip
+        eventually(self._up)
+
+    def _up(self) -> bool:
+        if self.process.process.poll() is not None:
+            raise AssertionError(f"serve exited: {self.process.stderr}")
+        try:
+            return httpx.get(self.url + "/health", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def stop(self) -> bool:
+        """Stop it; whether it shut down cleanly.
+
+        A clean stop on SIGINT exits 130 (128 + SIGINT), as a shell expects after Ctrl-C.
+        """
+        self.process.process.send_signal(signal.SIGINT)
+        code, _ = self.process.finish()
+        return code in (0, 130) and "Application shutdown complete" in self.process.stderr
+
+
+@pytest.fixture
+def pipelines_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "pipelines"
+    folder.mkdir()
+    (folder / "good.yaml").write_text(GOOD)
+    (folder / "bad.yaml").write_text(BAD)
+    (folder / "ignored.txt").write_text("not a pipeline")
+    return folder
+
+
+@pytest.fixture
+def server(tmp_path: Path, pipelines_dir: Path) -> Iterator[Server]:
+    running = Server(tmp_path, "--pipelines", str(pipelines_dir))
+    try:
+        yield running
+    finally:
+        if running.process.process.poll() is None:
+            running.process.kill()
+
+
+def test_serve_needs_a_key_and_loads_the_pipelines(server: Server) -> None:
+    assert httpx.get(server.url + "/pipelines").status_code == 401
+    made = conveyor("keys", "create", "--owner", "ops", "--scope", "admin", "--db", server.db)
+    headers = {"Authorization": f"Bearer {made.stdout.strip()}"}
+    listed = httpx.get(server.url + "/pipelines", headers=headers).json()
+    assert [(p["name"], p["owner"]) for p in listed["items"]] == [("good", "local")]
+    log = server.process.stderr
+    assert "skipped bad.yaml" in log
+    assert "no API keys yet" in log
+    assert server.stop()
+
+
+def test_serve_loads_the_same_directory_once(tmp_path: Path, pipelines_dir: Path) -> None:
+    first = Server(tmp_path, "--insecure", "--pipelines", str(pipelines_dir))
+    assert first.stop()
+    second = Server(tmp_path, "--insecure", "--pipelines", str(pipelines_dir))
+    try:
+        listed = httpx.get(second.url + "/pipelines").json()
+        assert [(p["name"], p["latest_version"]) for p in listed["items"]] == [("good", 1)]
+    finally:
+        assert second.stop()
+
+
+def test_serve_insecure_warns_and_needs_no_key(tmp_path: Path) -> None:
+    server = Server(tmp_path, "--insecure")
+    try:
+        assert "auth is off" in server.process.stderr
+        started = httpx.post(
+            server.url + "/runs", json={"action": "log", "params": {"message": "x"}}
+        )
+        assert started.status_code == 201
+        assert started.json()["owner"] == "local"
+    finally:
+        assert server.stop()
+
+
+def test_serve_refuses_a_database_another_engine_holds(tmp_path: Path) -> None:
+    server = Server(tmp_path, "--insecure")
+    try:
+        done = conveyor("serve", "--port", str(_free_port()), "--db", server.db, "--insecure")
+        assert done.returncode == 1
+        assert "in use by another engine" in done.stderr
+    finally:
+        assert server.stop()
