@@ -39,5 +39,11 @@ check: lint test
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench $(if $(ONLY),--only $(ONLY),)
 
+# Schemathesis against the HTTP service on loopback, with a larger budget than `make test`
+# gives it (CONVEYOR_FUZZ_EXAMPLES examples per operation and mode).
+fuzz: $(VENV)/.installed-dev
+	CONVEYOR_FUZZ_EXAMPLES=$${CONVEYOR_FUZZ_EXAMPLES:-500} $(BIN)/python -m pytest \
+		tests/api/test_schemathesis.py --timeout 3600 -q
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -98,6 +98,8 @@ async def test_bad_query_parameters_keep_their_prefix(http: httpx.AsyncClient) -
         ({"offset": -1}, "query.offset"),
         ({"status": "sleeping"}, "query.status[0]"),
         ({"created_after": "yesterday"}, "query.created_after"),
+        ({"created_before": "9"}, "query.created_before"),
+        ({"stauts": "failed"}, "query.stauts"),
     ):
         error = _error(await http.get("/runs", params=params), 422, "validation_error")
         assert [f["path"] for f in error["fields"]] == [path]

@@ -11,11 +11,13 @@ import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from conveyor.api.deps import __doc__ as _auth_doc
+from conveyor.api.deps import reject_unknown_query
 from conveyor.api.errors import install_error_handlers
 from conveyor.api.limits import BodySizeLimit
+from conveyor.api.openapi import install_openapi
 from conveyor.api.service import Service
 
 ROUTERS = ("health", "actions", "pipelines", "runs", "events", "stream", "human")
@@ -45,12 +47,14 @@ def create_app(service: Service) -> FastAPI:
         version=__version__,
         description=_DESCRIPTION + "\n## Auth\n" + _auth_section(),
         lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query)],
     )
     app.state.service = service
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=service.settings.max_body_bytes)
     for router in _routers():
         app.include_router(router)
+    install_openapi(app)
     return app
 
 

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from conveyor.api.errors import ApiError
+from conveyor.api.errors import ApiError, FieldError
 from conveyor.api.keys import SCOPES, Scope, authenticate
 from conveyor.api.service import Service
 
@@ -103,6 +104,36 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
 
     dependency.__name__ = f"require_{scope}"
     return dependency
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """Refuse query parameters the route does not declare (422, each named).
+
+    Ignoring them would turn a typo into a wrong answer: `GET /runs?stauts=failed` would list
+    every run instead of failing.
+    """
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not request.query_params:
+        return
+    declared = _query_names(dependant)
+    unknown = sorted({name for name in request.query_params if name not in declared})
+    if unknown:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"unknown query parameter(s): {', '.join(unknown)}",
+            fields=[
+                FieldError(path=f"query.{name}", message="unknown parameter") for name in unknown
+            ],
+        )
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {field.alias for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
 
 
 Reader = Annotated[Principal, Depends(require("read"))]

@@ -8,12 +8,13 @@ are visible to admins only.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from conveyor.api.deps import Principal, Reader, ServiceDep, Writer, owner_filter
 from conveyor.api.errors import AUTHED, ApiError, FieldError, not_found, responses
@@ -25,6 +26,19 @@ from conveyor.engine.state import RunStatus
 from conveyor.runs import RunEvent, RunSummary, RunView, StepView
 
 router = APIRouter(prefix="/runs", tags=["runs"])
+
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _iso_only(value: object) -> object:
+    # Pydantic also reads a bare number as Unix seconds; the API documents ISO 8601 only,
+    # and `created_after=9` is far likelier a mistake than a date in 1970.
+    if isinstance(value, str) and _NUMBER.fullmatch(value):
+        raise ValueError("must be an ISO 8601 date-time, such as 2026-01-31T12:00:00Z")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 class CancelRequest(BaseModel):
@@ -103,8 +117,8 @@ async def list_runs(
     pipeline: Annotated[str | None, Query(max_length=200)] = None,
     kind: Annotated[str | None, Query(max_length=50)] = None,
     owner: Annotated[str | None, Query(max_length=200, description="Admins only.")] = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: IsoTime | None = None,
+    created_before: IsoTime | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[RunSummary]:
