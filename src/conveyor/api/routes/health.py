@@ -28,7 +28,7 @@ class Readiness(BaseModel):
     checks: dict[str, bool]
 
 
-@router.get("/health", response_model=Health, summary="Liveness")
+@router.get("/health", response_model=Health, summary="Liveness", responses=responses(422))
 async def health() -> Health:
     """Answers while the process runs; checks nothing else."""
     return Health()
@@ -38,7 +38,7 @@ async def health() -> Health:
     "/ready",
     response_model=Readiness,
     summary="Readiness",
-    responses={503: {"model": Readiness, "description": "A check failed."}},
+    responses={503: {"model": Readiness, "description": "A check failed."}, **responses(422)},
 )
 async def ready(service: ServiceDep) -> Response:
     """Ready when the engine has started and the database answers a query."""
@@ -54,7 +54,7 @@ async def ready(service: ServiceDep) -> Response:
     response_class=Response,
     responses={
         200: {"content": {CONTENT_TYPE.split(";")[0]: {"schema": {"type": "string"}}}},
-        **responses(),
+        **responses(422),
     },
 )
 async def metrics(service: ServiceDep) -> Response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from conveyor.api.catalog import Catalog, NameTakenError, StoredPipeline, document_of
@@ -24,7 +24,13 @@ from conveyor.pipeline.validation import ValidationIssue, ValidationReport, vali
 
 router = APIRouter(prefix="/pipelines", tags=["pipelines"])
 
-PipelineRef = Annotated[str, "The pipeline's id, or the name of one of the caller's pipelines."]
+PipelineRef = Annotated[
+    str,
+    Path(
+        max_length=200,
+        description="The pipeline's id, or the name of one of the caller's pipelines.",
+    ),
+]
 
 
 class PipelineDocument(BaseModel):
