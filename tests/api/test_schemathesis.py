@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
@@ -58,16 +59,19 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str,
     store.close()
     service = Service.create(Settings(db_path=db), registry=ActionRegistry.default())
     with serve_in_thread(create_app(service)) as url:
-        yield schemathesis.openapi.from_url(f"{url}/openapi.json"), url, token
+        schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+        # Given as configuration, not per call: schemathesis then knows the key is sent, and
+        # does not count a request whose key it meant to leave out as wrongly accepted.
+        schema.config.update(base_url=url, headers={"Authorization": f"Bearer {token}"})
+        yield schema, url, token
 
 
 @pytest.mark.parametrize(("method", "path", "mode"), _cases())
 def test_every_answer_is_documented_and_none_is_a_5xx(
     target: tuple[Any, str, str], method: str, path: str, mode: GenerationMode
 ) -> None:
-    schema, url, token = target
+    schema, _, _ = target
     operation = schema[path][method]
-    headers = {"Authorization": f"Bearer {token}"}
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
@@ -77,8 +81,11 @@ def test_every_answer_is_documented_and_none_is_a_5xx(
         suppress_health_check=list(HealthCheck),
     )
     def check(case: Any) -> None:
-        case.call_and_validate(
-            base_url=url, headers=headers, excluded_checks=[positive_data_acceptance]
-        )
+        case.call_and_validate(excluded_checks=[positive_data_acceptance])
 
-    check()
+    try:
+        check()
+    except Unsatisfiable:
+        # Only a free-form string (a path id) to break: no request can violate the schema.
+        assert mode is GenerationMode.NEGATIVE
+        pytest.skip("no schema-violating request exists for this operation")
