@@ -50,6 +50,8 @@ class RouteStatus(StrEnum):
     """An event with this id was accepted before; not applied again."""
     UNROUTABLE = "unroutable"
     """No correlation id could be read from it; kept and listable."""
+    ACCEPTED = "accepted"
+    """Stored durably and routed asynchronously (the Temporal backend's mailboxes)."""
 
 
 class EventReceipt(BaseModel):

@@ -40,9 +40,7 @@ def register_action(meta: ActionMeta) -> Callable[[T], T]:
         own_meta = getattr(cls, "meta", meta)
         if own_meta is not meta and own_meta != meta:
             raise InvalidActionError(meta.type, ["the class's meta differs from register_action's"])
-        definition = ActionDefinition(
-            meta=meta, executor_class=executor, source=_qualname(cls)
-        )
+        definition = ActionDefinition(meta=meta, executor_class=executor, source=_qualname(cls))
         setattr(cls, _ATTR, definition)
         return cls
 
@@ -74,7 +72,9 @@ def definition_of(obj: Any, source: str | None = None) -> ActionDefinition:
             ],
         )
     if source is not None and found.source != source:
-        found = ActionDefinition(meta=found.meta, executor_class=found.executor_class, source=source)
+        found = ActionDefinition(
+            meta=found.meta, executor_class=found.executor_class, source=source
+        )
     return found
 
 

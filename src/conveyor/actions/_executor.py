@@ -26,7 +26,7 @@ class BaseActionExecutor:
         """Decide what an event means for the waiting step."""
         raise NotImplementedError(f"{type(self).__name__} does not handle events")
 
-    async def cleanup(self, context: ActionContext) -> None:  # noqa: B027 - optional hook
+    async def cleanup(self, context: ActionContext) -> None:
         """Undo or release what `execute()` started; called when the step is cancelled."""
 
 

@@ -262,7 +262,7 @@ class ActionRegistry:
                     continue
                 if existing is not None:
                     raise DuplicateActionError(definition.type, existing.source, definition.source)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - reported as a failed plugin
                 failed.append(plugin.failure(exc, "validate"))
                 continue
             self._definitions[definition.type] = definition
@@ -300,7 +300,7 @@ def _find(group: str) -> tuple[list[_Plugin], list[FailedPlugin]]:
                 continue  # most distributions: skip parsing their metadata
             name = dist.metadata["Name"] or "?"
             version = dist.version or ""
-        except Exception as exc:  # a distribution whose metadata cannot be parsed
+        except Exception as exc:  # noqa: BLE001 - unparseable metadata is reported
             failed.append(FailedPlugin(_dist_label(dist), "<metadata>", exc, phase="find"))
             continue
         # A distribution can be on sys.path twice (a --target directory over a venv, a
@@ -331,7 +331,7 @@ def _load(
         try:
             obj = plugin.entry_point.load()
         # SystemExit too: a plugin that calls sys.exit() at import must not stop the service.
-        except (Exception, SystemExit) as exc:
+        except (Exception, SystemExit) as exc:  # noqa: BLE001
             failed.append(plugin.failure(exc, "load"))
             continue
         loaded.append((plugin, obj))

@@ -77,7 +77,9 @@ class ActionResult(BaseModel):
     def _consistent(self) -> ActionResult:
         if self.awaiting_event:
             if not self.success:
-                raise ValueError("awaiting_event=True needs success=True: a failed call waits for nothing")
+                raise ValueError(
+                    "awaiting_event=True needs success=True: a failed call waits for nothing"
+                )
             if not self.external_workflow_id:
                 raise ValueError(
                     "awaiting_event=True needs external_workflow_id: the id events will carry"
@@ -109,7 +111,8 @@ class EventResult(BaseModel):
                 raise ValueError("action COMPLETE needs a status (COMPLETED or FAILED)")
             if self.status not in (StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.TIMEOUT):
                 raise ValueError(
-                    f"action COMPLETE takes status COMPLETED, FAILED or TIMEOUT, not {self.status.name}"
+                    "action COMPLETE takes status COMPLETED, FAILED or TIMEOUT, "
+                    f"not {self.status.name}"
                 )
         if self.action is EventAction.UPDATE_PROGRESS and self.progress is None:
             raise ValueError("action UPDATE_PROGRESS needs progress (0 to 100)")

@@ -1,0 +1,46 @@
+"""The names Conveyor uses on a Temporal cluster: task queues, workflow ids, signals."""
+
+from __future__ import annotations
+
+import hashlib
+
+RUN_WORKFLOW = "ConveyorRun"
+MAILBOX_WORKFLOW = "ConveyorMailbox"
+
+EXECUTE_ACTIVITY = "conveyor.execute"
+ON_EVENT_ACTIVITY = "conveyor.on_event"
+CLEANUP_ACTIVITY = "conveyor.cleanup"
+SUBSCRIBE_ACTIVITY = "conveyor.subscribe"
+
+SIGNAL_DELIVER = "deliver"
+SIGNAL_PROGRESS = "progress"
+SIGNAL_EVENT = "event"
+SIGNAL_SUBSCRIBE = "subscribe"
+SIGNAL_UNSUBSCRIBE = "unsubscribe"
+QUERY_VIEW = "view"
+QUERY_TIMELINE = "timeline"
+QUERY_PENDING = "pending"
+
+RUN_ID_PREFIX = "conveyor-run-"
+UNROUTABLE_MAILBOX = "conveyor-unroutable"
+
+
+def workflow_queue(prefix: str) -> str:
+    """The task queue of the run and mailbox workflows."""
+    return f"{prefix}-workflows"
+
+
+def activity_queue(prefix: str, queue: str) -> str:
+    """The task queue the actions of Conveyor queue `queue` run on."""
+    return f"{prefix}-{queue}"
+
+
+def mailbox_id(correlation_id: str) -> str:
+    """The id of the mailbox workflow of a correlation id (hashed: ids may be any text)."""
+    digest = hashlib.sha256(correlation_id.encode()).hexdigest()[:40]
+    return f"conveyor-mailbox-{digest}"
+
+
+def run_workflow_id(run_id: str) -> str:
+    """The workflow id of a run (the run id itself, which carries the prefix)."""
+    return run_id
