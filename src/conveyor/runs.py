@@ -11,7 +11,8 @@ from conveyor.actions import StepStatus
 from conveyor.engine.state import RunState, RunStatus, StepState, UnitState
 
 
-def _ts(value: float | None) -> datetime | None:
+def as_datetime(value: float | None) -> datetime | None:
+    """A stored epoch timestamp as an aware UTC datetime (None stays None)."""
     return datetime.fromtimestamp(value, tz=UTC) if value is not None else None
 
 
@@ -70,9 +71,9 @@ class StepView(BaseModel):
             progress=_step_progress(step),
             message=step.message,
             external_id=step.external_id,
-            started_at=_ts(step.started_at),
-            finished_at=_ts(step.finished_at),
-            next_timer_at=_ts(step.timer_at),
+            started_at=as_datetime(step.started_at),
+            finished_at=as_datetime(step.finished_at),
+            next_timer_at=as_datetime(step.timer_at),
             duration_seconds=duration,
             items=[_item(unit) for unit in step.items] if step.items is not None else None,
         )
@@ -169,9 +170,9 @@ class RunView(BaseModel):
             error=state.error,
             progress=round(progress, 2),
             eta_seconds=eta,
-            created_at=_ts(state.created_at),
-            started_at=_ts(state.started_at),
-            finished_at=_ts(state.finished_at),
+            created_at=as_datetime(state.created_at),
+            started_at=as_datetime(state.started_at),
+            finished_at=as_datetime(state.finished_at),
             idempotency_key=idempotency_key,
             owner=owner,
             retry_of=retry_of,

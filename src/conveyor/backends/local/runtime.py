@@ -57,7 +57,7 @@ from conveyor.engine import (
 from conveyor.errors import RunNotFoundError, RunStateError
 from conveyor.events import Event, EventReceipt, event_from_body
 from conveyor.pipeline.spec import PipelineSpec
-from conveyor.runs import RunEvent, RunSummary, RunView
+from conveyor.runs import RunEvent, RunSummary, RunView, as_datetime
 
 log = structlog.get_logger("conveyor.engine")
 
@@ -807,11 +807,7 @@ def _copy_step(step: StepState) -> StepState:
 
 
 def _summary(record: RunRecord) -> RunSummary:
-    from datetime import UTC, datetime
-
-    def ts(value: float | None) -> datetime | None:
-        return datetime.fromtimestamp(value, tz=UTC) if value is not None else None
-
+    ts = as_datetime
     return RunSummary(
         run_id=record.id,
         pipeline=record.pipeline_name,
