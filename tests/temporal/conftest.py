@@ -1,0 +1,88 @@
+"""A Temporal dev server for the session, settings and in-process workers per test.
+
+`temporal_server` starts one dev server on loopback for the whole session. Each test gets its
+own task-queue prefix, so workers of one test never take another test's tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client as TemporalClient
+from temporalio.worker import Worker
+
+from conveyor.actions import ActionRegistry
+from conveyor.backends.temporal.backend import TemporalBackend
+from conveyor.backends.temporal.worker import WorkerOptions, build_workers, run_workers
+from conveyor.client import Client
+from conveyor.config import Settings
+from tests.temporal import actions
+from tests.temporal.server import DevServerError, dev_server
+
+HEARTBEAT_SECONDS = 2.0
+"""How soon a lost worker is noticed in these tests."""
+
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The address (`127.0.0.1:<port>`) of a Temporal dev server running for the session."""
+    try:
+        with dev_server(tmp_path_factory.mktemp("temporal")) as address:
+            yield address
+    except DevServerError as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture
+def temporal_settings(temporal_server: str, tmp_path: Path) -> Settings:
+    """Settings for the Temporal backend, with a task-queue prefix of this test's own."""
+    return Settings(
+        backend="temporal",
+        db_path=tmp_path / "conveyor.db",
+        temporal_address=temporal_server,
+        temporal_task_queue_prefix=f"test-{uuid.uuid4().hex[:12]}",
+        queues={"default": 64, "gpu": 1},
+    )
+
+
+@pytest.fixture
+def temporal_registry() -> ActionRegistry:
+    """The actions the workers serve and the backend validates against."""
+    return actions.registry()
+
+
+@pytest.fixture
+async def temporal_workers(
+    temporal_settings: Settings, temporal_registry: ActionRegistry
+) -> AsyncIterator[list[Worker]]:
+    """Workflow and activity workers for every queue, in this process, stopped at teardown."""
+    client = await TemporalClient.connect(temporal_settings.temporal_address)
+    workers = build_workers(
+        client,
+        temporal_registry,
+        temporal_settings,
+        WorkerOptions(graceful_shutdown_seconds=1.0),
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(run_workers(workers, stop))
+    try:
+        yield workers
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 30)
+
+
+@pytest.fixture
+async def temporal_client(
+    temporal_settings: Settings, temporal_registry: ActionRegistry
+) -> AsyncIterator[Client]:
+    """A conveyor client over the Temporal backend (start workers with `temporal_workers`)."""
+    backend = TemporalBackend(
+        temporal_registry, temporal_settings, heartbeat_seconds=HEARTBEAT_SECONDS
+    )
+    async with Client(backend) as client:
+        yield client
