@@ -48,6 +48,15 @@ INSERT INTO run_events (run_id, at, kind, step_id, idx, data) VALUES (?, ?, ?, ?
 SELECT seq, run_id, at, kind, step_id, idx, data FROM run_events
 WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?;
 
+-- name: run_events_since
+SELECT e.seq, e.run_id, e.at, e.kind, e.step_id, e.idx, e.data
+FROM run_events AS e JOIN runs AS r ON r.id = e.run_id
+WHERE e.seq > :after AND (:owner IS NULL OR r.owner = :owner)
+ORDER BY e.seq LIMIT :limit;
+
+-- name: last_run_event_seq
+SELECT coalesce(max(seq), 0) FROM run_events;
+
 -- name: insert_wait
 INSERT OR REPLACE INTO waits (correlation_id, run_id, step_id, idx, attempt, since)
 VALUES (?, ?, ?, ?, ?, ?);
