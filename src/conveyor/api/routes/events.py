@@ -1,0 +1,306 @@
+"""Events over HTTP: the ingress, the Dapr pub/sub subscription, and the stored events.
+
+`POST /events` takes plain JSON, CloudEvents (structured, binary, batched) and Dapr pub/sub
+deliveries (see `conveyor.api.ingress`), stores each event and routes it to the steps waiting
+on its correlation id before answering 202 with the receipts. `POST /dapr/events/{topic}` is
+the route `GET /dapr/subscribe` names to a Dapr sidecar: the same ingress, answered the way
+Dapr reads a delivery's outcome (``SUCCESS``, ``RETRY``, ``DROP``).
+
+Senders prove themselves with the events token (`Settings.events_token`) as
+``Authorization: Bearer <token>`` or in Dapr's ``dapr-api-token`` header, or with an API key
+of ``write`` scope. Events belong to no owner: listing them needs an ``admin`` key.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import structlog
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from conveyor.api.deps import LOCAL_OWNER, Admin, Principal, ServiceDep
+from conveyor.api.errors import ApiError, error_response, responses
+from conveyor.api.ingress import MAX_BATCH, read_events
+from conveyor.api.keys import authenticate
+from conveyor.api.models import Limit, Offset, Page
+from conveyor.api.service import Service
+from conveyor.backends.local.eventlog import StoredEvent
+from conveyor.backends.local.sql import Q
+from conveyor.errors import EngineBusyError
+from conveyor.events import Event, EventReceipt
+from conveyor.runs import as_datetime
+
+log = structlog.get_logger("conveyor.api.events")
+
+router = APIRouter(tags=["events"])
+
+EVENTS_PRINCIPAL = "events"
+"""The owner a request authenticated by the events token acts as."""
+
+StoredStatus = Literal["pending", "routed", "unroutable", "expired"]
+LOST: tuple[StoredStatus, ...] = ("unroutable", "expired")
+"""The statuses of events no step received: no correlation id, or nobody waited in time."""
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="EventsToken",
+    description="The events token, or an API key with the `write` scope.",
+)
+_dapr_token = APIKeyHeader(
+    name="dapr-api-token",
+    auto_error=False,
+    scheme_name="DaprApiToken",
+    description="The events token, as a Dapr sidecar sends it (its APP_API_TOKEN).",
+)
+
+
+async def events_sender(
+    service: ServiceDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    dapr_token: Annotated[str | None, Depends(_dapr_token)],
+) -> Principal:
+    """Authenticate a sender of events: the events token, or an API key of `write` scope.
+
+    Raises (as answers):
+        401: no credential, or none that is the events token or a known key.
+        403: an API key whose scope is weaker than `write`.
+    """
+    if not service.auth.enabled:
+        return Principal(owner=LOCAL_OWNER, scope="admin")
+    if dapr_token is not None and service.auth.events_token_matches(dapr_token):
+        return Principal(owner=EVENTS_PRINCIPAL, scope="write")
+    if credentials is not None and credentials.scheme.lower() == "bearer":
+        token = credentials.credentials
+        if service.auth.events_token_matches(token):
+            return Principal(owner=EVENTS_PRINCIPAL, scope="write")
+        key = authenticate(service.store, token)
+        if key is not None:
+            principal = Principal(owner=key.owner, scope=key.scope, key_id=key.id)
+            if not principal.allows("write"):
+                raise ApiError(
+                    403, "forbidden", "sending events needs a key with the 'write' scope"
+                )
+            return principal
+    raise ApiError(
+        401,
+        "unauthorized",
+        "send the events token (Authorization: Bearer <token>, or dapr-api-token) "
+        "or an API key with the 'write' scope",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+Sender = Annotated[Principal, Depends(events_sender)]
+
+_CE_HEADERS = [
+    {
+        "name": f"ce-{name}",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "maxLength": 512},
+        "description": f"CloudEvents binary mode: the event's `{name}` (the body is its data).",
+    }
+    for name in ("specversion", "id", "type", "source")
+]
+_EVENT_SCHEMA: dict[str, Any] = {"type": "object", "additionalProperties": True}
+_BODY: dict[str, Any] = {
+    "parameters": _CE_HEADERS,
+    "requestBody": {
+        "required": True,
+        "description": "One event, or a batch (an array) of at most "
+        f"{MAX_BATCH}: plain JSON data, or CloudEvents.",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "anyOf": [
+                        _EVENT_SCHEMA,
+                        {"type": "array", "items": _EVENT_SCHEMA, "maxItems": MAX_BATCH},
+                    ]
+                }
+            },
+            "application/cloudevents+json": {"schema": _EVENT_SCHEMA},
+            "application/cloudevents-batch+json": {
+                "schema": {"type": "array", "items": _EVENT_SCHEMA, "maxItems": MAX_BATCH}
+            },
+        },
+    },
+}
+
+
+async def _accept(service: Service, request: Request) -> tuple[list[EventReceipt], bool]:
+    """Read, store and route the request's events; every one is checked before any is kept."""
+    body = await request.body()
+    events, batch = read_events(body, request.headers, service.settings.correlation_paths)
+    receipts = []
+    for event in events:
+        receipt = await _send(service, event)
+        receipts.append(receipt)
+    return receipts, batch
+
+
+async def _send(service: Service, event: Event) -> EventReceipt:
+    receipt = await service.backend.send_event(event)
+    service.metrics.count_event(receipt.status.value)
+    return receipt
+
+
+@router.post(
+    "/events",
+    status_code=202,
+    response_model=EventReceipt | list[EventReceipt],
+    summary="Send events",
+    openapi_extra=_BODY,
+    responses=responses(400, 401, 403, 413, 415, 422, 503),
+)
+async def send_events(
+    request: Request, service: ServiceDep, sender: Sender
+) -> EventReceipt | list[EventReceipt]:
+    """Store events and route them to the steps waiting on their correlation ids.
+
+    Answers once every event is stored: one receipt for one event, a list for a batch. An
+    event nobody waits on yet is kept (`pending`) for a step that starts waiting later; one
+    without a correlation id is kept as `unroutable`; an id seen before is a `duplicate`.
+    """
+    receipts, batch = await _accept(service, request)
+    return receipts if batch else receipts[0]
+
+
+class Subscription(BaseModel):
+    """One topic Dapr should deliver to this service, and the route it posts to."""
+
+    pubsubname: str
+    topic: str
+    route: str
+
+
+class DaprAnswer(BaseModel):
+    """How a Dapr sidecar should treat a delivery."""
+
+    status: Literal["SUCCESS", "RETRY", "DROP"] = Field(
+        description="SUCCESS: stored; RETRY: deliver again later; DROP: malformed, never "
+        "deliver again."
+    )
+    message: str | None = Field(default=None, description="Why, for RETRY and DROP.")
+
+
+@router.get(
+    "/dapr/subscribe",
+    response_model=list[Subscription],
+    summary="Dapr programmatic subscription",
+    responses=responses(422),
+)
+async def dapr_subscribe(service: ServiceDep) -> list[Subscription]:
+    """The callback topic, for a Dapr sidecar reading this app's subscriptions at start."""
+    topic = service.settings.callback_topic
+    return [
+        Subscription(
+            pubsubname=service.settings.pubsub_name, topic=topic, route=f"/dapr/events/{topic}"
+        )
+    ]
+
+
+@router.post(
+    "/dapr/events/{topic}",
+    response_model=DaprAnswer,
+    summary="Receive a Dapr pub/sub delivery",
+    openapi_extra=_BODY,
+    responses=responses(401, 403, 404, 413, 422),
+)
+async def dapr_delivery(
+    topic: str, request: Request, service: ServiceDep, sender: Sender
+) -> DaprAnswer | Response:
+    """A delivery from a Dapr sidecar: SUCCESS once stored, DROP for a malformed event.
+
+    A topic this service does not subscribe to answers 404, which Dapr also drops.
+    """
+    if topic != service.settings.callback_topic:
+        return error_response(404, "not_found", f"this service does not subscribe to {topic!r}")
+    try:
+        await _accept(service, request)
+    except ApiError as exc:
+        if exc.status_code not in (400, 415, 422):
+            raise
+        detail = "; ".join(f"{f.path}: {f.message}" if f.path else f.message for f in exc.fields)
+        log.warning("dapr_event_dropped", topic=topic, error=exc.message, fields=detail)
+        return DaprAnswer(status="DROP", message=f"{exc.message}{': ' + detail if detail else ''}")
+    except (EngineBusyError, sqlite3.OperationalError) as exc:
+        log.warning("dapr_event_retry", topic=topic, error=str(exc))
+        return DaprAnswer(status="RETRY", message="the event could not be stored now")
+    return DaprAnswer(status="SUCCESS")
+
+
+class EventView(BaseModel):
+    """An event as stored."""
+
+    seq: int = Field(description="The order it was received in.")
+    id: str
+    correlation_id: str | None
+    type: str
+    source: str | None
+    data: dict[str, Any]
+    received_at: datetime
+    status: StoredStatus
+
+    @classmethod
+    def of(cls, event: StoredEvent) -> EventView:
+        """The view of a stored event."""
+        received = as_datetime(event.received_at)
+        assert received is not None
+        return cls(
+            seq=event.seq,
+            id=event.id,
+            correlation_id=event.correlation_id,
+            type=event.type,
+            source=event.source,
+            data=event.data,
+            received_at=received,
+            status=event.status,
+        )
+
+
+async def _page(
+    service: Service, statuses: list[str] | None, limit: int, offset: int
+) -> Page[EventView]:
+    items = await service.backend.list_events(status=statuses, limit=limit, offset=offset)
+    counts = dict(service.store.db.execute(Q["events_by_status"]).fetchall())
+    total = sum(n for status, n in counts.items() if statuses is None or status in statuses)
+    return Page(
+        items=[EventView.of(e) for e in items], total=int(total), limit=limit, offset=offset
+    )
+
+
+@router.get(
+    "/events",
+    response_model=Page[EventView],
+    summary="List stored events",
+    responses=responses(401, 403, 422),
+)
+async def list_events(
+    service: ServiceDep,
+    admin: Admin,
+    status: Annotated[list[StoredStatus] | None, Query(max_length=4)] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[EventView]:
+    """Stored events, newest first, optionally of the given statuses (repeatable). Admins only."""
+    return await _page(service, list(status) if status else None, limit, offset)
+
+
+@router.get(
+    "/events/unroutable",
+    response_model=Page[EventView],
+    summary="List events no step received",
+    responses=responses(401, 403, 422),
+)
+async def list_unroutable(
+    service: ServiceDep, admin: Admin, limit: Limit = 50, offset: Offset = 0
+) -> Page[EventView]:
+    """Events without a correlation id, and those nobody waited on before their TTL ran out.
+
+    Newest first. Admins only.
+    """
+    return await _page(service, list(LOST), limit, offset)
