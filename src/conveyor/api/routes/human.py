@@ -1,0 +1,260 @@
+"""Human input over HTTP: list a run's open input requests, and answer one.
+
+A request is open while an ``approval`` step (or a ``wait_for_event`` step with a ``form``)
+waits. An answer is checked here first (the decision, and an approval's data against the form,
+each problem named by its path), then delivered as an event through the engine, so it is
+stored before it is applied and the same answer sent twice is applied once. Runs are isolated
+by owner as in `conveyor.api.routes.runs`: another owner's run answers 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response
+from pydantic import BaseModel, Field
+
+from conveyor.actions import StepStatus
+from conveyor.api.deps import Principal, Reader, ServiceDep, Writer
+from conveyor.api.errors import AUTHED, ApiError, FieldError, not_found, responses
+from conveyor.api.models import Limit, Offset, Page
+from conveyor.api.service import Service
+from conveyor.events import RouteStatus
+from conveyor.human import (
+    InputRequest,
+    Submission,
+    asks_for_input,
+    decision_event,
+    open_requests,
+    request_of,
+    step_actions,
+    step_params,
+    submission_problems,
+)
+from conveyor.runs import ItemView, RunView, StepView
+
+router = APIRouter(prefix="/runs", tags=["human input"])
+
+OUTCOME_WAIT_SECONDS = 5.0
+"""How long an answer waits for the step to act on the decision before saying it is queued."""
+
+Index = Annotated[int, Path(ge=0, le=2**31, description="The item of a `for_each` step.")]
+
+
+class SubmissionReceipt(BaseModel):
+    """What happened to an answer."""
+
+    run_id: str
+    step_id: str
+    index: int | None = None
+    event_id: str = Field(description="The id of the event that carried the decision.")
+    delivery: RouteStatus = Field(
+        description="`routed` (delivered to the step) or `duplicate` (this very answer was "
+        "delivered before)."
+    )
+    decision: str
+    decided_by: str
+    step_status: StepStatus = Field(
+        description="The step's (or item's) status after the decision: `completed`, `failed`, "
+        "or still `waiting` when it has not acted on it yet (the answer is then 202)."
+    )
+    outputs: Any = None
+    error: str | None = None
+
+
+@router.get(
+    "/{run_id}/requests",
+    response_model=Page[InputRequest],
+    summary="List a run's open input requests",
+    responses=responses(*AUTHED, 404),
+)
+async def list_requests(
+    run_id: str, service: ServiceDep, principal: Reader, limit: Limit = 50, offset: Offset = 0
+) -> Page[InputRequest]:
+    """The run's steps (and items) waiting for a person's decision, in the pipeline's order."""
+    view = _visible(service, principal, run_id)
+    document = _document(service, run_id)
+    found = open_requests(view, step_actions(document), step_params(document))
+    return Page(items=found[offset : offset + limit], total=len(found), limit=limit, offset=offset)
+
+
+_ANSWER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {
+        "model": SubmissionReceipt,
+        "description": "Delivered; the step has not acted on it yet.",
+    },
+    **responses(*AUTHED, 400, 404, 409),
+}
+
+
+@router.post(
+    "/{run_id}/requests/{step_id}",
+    response_model=SubmissionReceipt,
+    summary="Answer a step's input request",
+    responses=_ANSWER_RESPONSES,
+)
+async def answer_request(
+    run_id: str,
+    step_id: str,
+    body: Submission,
+    response: Response,
+    service: ServiceDep,
+    principal: Writer,
+) -> SubmissionReceipt:
+    """Approve or reject what the step asks; an approval's `data` must fit the request's form.
+
+    Answers 200 once the step has acted on the decision, 202 if it has not within a few
+    seconds. 404 when nothing is open for the step (yet), 409 when it no longer waits, 422
+    naming each field of `data` that does not fit the form (nothing is delivered then).
+    """
+    return await _answer(service, principal, response, run_id, step_id, None, body)
+
+
+@router.post(
+    "/{run_id}/requests/{step_id}/{index}",
+    response_model=SubmissionReceipt,
+    summary="Answer the input request of one item of a for_each step",
+    responses=_ANSWER_RESPONSES,
+)
+async def answer_item_request(
+    run_id: str,
+    step_id: str,
+    index: Index,
+    body: Submission,
+    response: Response,
+    service: ServiceDep,
+    principal: Writer,
+) -> SubmissionReceipt:
+    """As for a step, for item `index` of a `for_each` step."""
+    return await _answer(service, principal, response, run_id, step_id, index, body)
+
+
+async def _answer(
+    service: Service,
+    principal: Principal,
+    response: Response,
+    run_id: str,
+    step_id: str,
+    index: int | None,
+    body: Submission,
+) -> SubmissionReceipt:
+    view = _visible(service, principal, run_id)
+    request = _open_request(service, view, step_id, index)
+    if request.approvers and principal.owner not in request.approvers:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"only {', '.join(request.approvers)} may decide step {request.key}",
+        )
+    problems = submission_problems(request, body)
+    if problems:
+        raise ApiError(
+            422,
+            "invalid_input",
+            f"the data does not fit the form of step {request.key}",
+            fields=[FieldError(path=path, message=message) for path, message in problems],
+        )
+    event = decision_event(request, body, decided_by=principal.owner)
+    receipt = await service.backend.send_event(event)
+    unit = await _after_decision(service, run_id, step_id, index, request.attempt)
+    if unit.status is StepStatus.WAITING:
+        response.status_code = 202
+    return SubmissionReceipt(
+        run_id=run_id,
+        step_id=step_id,
+        index=index,
+        event_id=event.id,
+        delivery=receipt.status,
+        decision=body.decision.value,
+        decided_by=principal.owner,
+        step_status=unit.status,
+        outputs=unit.outputs if unit.status is not StepStatus.WAITING else None,
+        error=unit.error,
+    )
+
+
+def _open_request(service: Service, view: RunView, step_id: str, index: int | None) -> InputRequest:
+    """The request open at the step (or item); 404 when there is none, 409 when it ended."""
+    try:
+        step = view.step(step_id)
+    except KeyError:
+        raise ApiError(404, "not_found", f"run {view.run_id} has no step {step_id!r}") from None
+    document = _document(service, view.run_id)
+    action = step_actions(document).get(step_id)
+    written = step_params(document).get(step_id)
+    if not asks_for_input(action, step, written):
+        raise ApiError(404, "not_found", f"step {step_id!r} does not ask for input")
+    assert action is not None
+    unit = _unit(step, index)
+    request = request_of(step, unit, action, written)
+    if request is not None:
+        return request
+    key = step_id if index is None else f"{step_id}[{index}]"
+    if unit.status.is_terminal:
+        raise ApiError(
+            409,
+            "conflict",
+            f"step {key} is {unit.status.value}; it no longer waits for input",
+        )
+    raise ApiError(404, "not_found", f"nothing is open for step {key} (it is {unit.status.value})")
+
+
+def _unit(step: StepView, index: int | None) -> StepView | ItemView:
+    if step.items is None:
+        if index is not None:
+            raise ApiError(404, "not_found", f"step {step.step_id!r} has no items")
+        return step
+    if index is None:
+        raise ApiError(
+            404,
+            "not_found",
+            f"step {step.step_id!r} asks once per item: answer "
+            f"/runs/{{run_id}}/requests/{step.step_id}/{{index}}",
+        )
+    if index >= len(step.items):
+        raise ApiError(
+            404,
+            "not_found",
+            f"step {step.step_id!r} has no item {index} (it has {len(step.items)})",
+        )
+    return step.items[index]
+
+
+async def _after_decision(
+    service: Service, run_id: str, step_id: str, index: int | None, attempt: int
+) -> StepView | ItemView:
+    """The unit once it has acted on the decision, or as it is after a short wait."""
+    changed = asyncio.Event()
+
+    def listen(changed_run: str) -> None:
+        if changed_run == run_id:
+            changed.set()
+
+    unsubscribe = service.backend.subscribe(listen)
+    try:
+        async with asyncio.timeout(OUTCOME_WAIT_SECONDS):
+            while True:
+                changed.clear()
+                unit = _unit(service.backend.view(run_id).step(step_id), index)
+                if unit.status is not StepStatus.WAITING or unit.attempt != attempt:
+                    return unit
+                await changed.wait()
+    except TimeoutError:
+        return _unit(service.backend.view(run_id).step(step_id), index)
+    finally:
+        unsubscribe()
+
+
+def _visible(service: Service, principal: Principal, run_id: str) -> RunView:
+    """The run, when the principal may see it; 404 otherwise (as for an unknown id)."""
+    view = service.backend.view(run_id)
+    if not principal.can_see(view.owner):
+        raise not_found("run", run_id)
+    return view
+
+
+def _document(service: Service, run_id: str) -> dict[str, Any]:
+    """The pipeline the run runs, as stored with it."""
+    record = service.store.run_record(run_id)
+    return service.store.pipeline_document(record.pipeline_hash)
