@@ -1,7 +1,8 @@
 """A Temporal dev server for the session, settings and in-process workers per test.
 
 `temporal_server` starts one dev server on loopback for the whole session. Each test gets its
-own task-queue prefix, so workers of one test never take another test's tasks.
+own task-queue prefix, so workers of one test never take another test's tasks. `conveyor` is a
+client over each backend in turn, for the scenarios that must give the same results on both.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from temporalio.client import Client as TemporalClient
 from temporalio.worker import Worker
 
 from conveyor.actions import ActionRegistry
+from conveyor.backends.local import LocalBackend
 from conveyor.backends.temporal.backend import TemporalBackend
 from conveyor.backends.temporal.worker import WorkerOptions, build_workers, run_workers
 from conveyor.client import Client
 from conveyor.config import Settings
+from tests.integration.engine.actions import JOURNAL, Journal
 from tests.temporal import actions
 from tests.temporal.server import DevServerError, dev_server
 
@@ -86,3 +89,31 @@ async def temporal_client(
     )
     async with Client(backend) as client:
         yield client
+
+
+@pytest.fixture
+def journal() -> Journal:
+    """The in-process journal of the engine suite's test actions, emptied."""
+    fresh = Journal()
+    JOURNAL.__dict__.clear()
+    JOURNAL.__dict__.update(fresh.__dict__)
+    return JOURNAL
+
+
+@pytest.fixture
+async def local_client(tmp_path: Path) -> AsyncIterator[Client]:
+    """A client over the embedded backend on a SQLite file of this test."""
+    settings = Settings(db_path=tmp_path / "conveyor.db", queues={"default": 64, "gpu": 1})
+    async with Client(LocalBackend(actions.registry(), settings)) as client:
+        yield client
+
+
+@pytest.fixture(params=["local", "temporal"])
+def conveyor(request: pytest.FixtureRequest, journal: Journal) -> Client:
+    """A client over each backend in turn (Temporal's with its workers running)."""
+    if request.param == "local":
+        client: Client = request.getfixturevalue("local_client")
+        return client
+    request.getfixturevalue("temporal_workers")
+    client = request.getfixturevalue("temporal_client")
+    return client
