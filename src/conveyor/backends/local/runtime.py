@@ -63,6 +63,8 @@ log = structlog.get_logger("conveyor.engine")
 
 _MAINTENANCE_SECONDS = 0.1
 _EXPIRY_SECONDS = 30.0
+_CHECKPOINT_SECONDS = 1.0
+_CHECKPOINT_COMMITS = 500
 
 
 @dataclass
@@ -128,6 +130,9 @@ class LocalBackend:
         self._listeners: list[Callable[[str], None]] = []
         self._event_listeners: list[Callable[[list[RunEvent]], None]] = []
         self._maintenance: asyncio.Task[None] | None = None
+        self._checkpointing: asyncio.Future[int] | None = None
+        self._last_checkpoint = 0.0
+        self._commits_since_checkpoint = 0
         self._started = False
 
     # ------------------------------------------------------------ lifecycle
@@ -157,6 +162,7 @@ class LocalBackend:
         self._started = True
         if not self.drive:
             return
+        self.store.defer_checkpoints()
         self._timers.start()
         for run_id in self.store.run_ids("runs_with_running_units"):
             self._submit(run_id, Recover(), None)
@@ -175,6 +181,9 @@ class LocalBackend:
         if self._maintenance is not None:
             self._maintenance.cancel()
             await asyncio.gather(self._maintenance, return_exceptions=True)
+        if self._checkpointing is not None:
+            await asyncio.gather(self._checkpointing, return_exceptions=True)
+            self._checkpointing = None
         await self._timers.stop()
         await self._runner.stop()
         if self._inbox:
@@ -592,6 +601,9 @@ class LocalBackend:
                     db.execute("RELEASE run")
                     continue
                 done.append((active, commands, deliveries, entries))
+        self._commits_since_checkpoint += 1
+        if self._commits_since_checkpoint >= _CHECKPOINT_COMMITS:
+            self._checkpoint()  # A burst of commits would outrun the timed checkpoints.
         for active, commands, deliveries, entries in done:
             self._carry_out(active, commands, deliveries, entries, now)
         for active, _, _, _ in done:
@@ -760,9 +772,34 @@ class LocalBackend:
                 if now - last_expiry > _EXPIRY_SECONDS:
                     last_expiry = now
                     eventlog.expire(self.store, now)
+                if now - self._last_checkpoint > _CHECKPOINT_SECONDS:
+                    self._checkpoint()
             except Exception:
                 log.exception("maintenance_failed")
             await asyncio.sleep(_MAINTENANCE_SECONDS)
+
+    def _checkpoint(self) -> None:
+        """Start a WAL checkpoint in a thread, unless one is under way."""
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return
+        self._last_checkpoint = self._clock()
+        self._commits_since_checkpoint = 0
+        # In a thread: the checkpoint's file I/O must not pause the engine. `stop()` waits for
+        # it before closing the store.
+        self._checkpointing = asyncio.ensure_future(asyncio.to_thread(self.store.checkpoint))
+        self._checkpointing.add_done_callback(self._checkpointed)
+
+    def _checkpointed(self, future: asyncio.Future[int]) -> None:
+        if future.cancelled():
+            return
+        if future.exception() is not None:
+            log.error("checkpoint_failed", error=str(future.exception()))
+            return
+        if self._started:
+            try:
+                self.store.finish_checkpoint()
+            except Exception:
+                log.exception("checkpoint_failed")
 
     async def _handle_request(self, kind: str, payload: dict[str, Any]) -> None:
         try:
