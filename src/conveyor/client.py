@@ -9,7 +9,11 @@ NOMAD-style helpers (`start_action`, `get_action_status`, ...) run one action by
 
 from __future__ import annotations
 
+import base64
+import binascii
+import sys
 from collections.abc import Mapping
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,7 @@ from pydantic import BaseModel
 
 from conveyor.backends.base import Backend
 from conveyor.engine.state import RunStatus
+from conveyor.errors import PipelineValidationError, RunNotFoundError
 from conveyor.events import Event, EventReceipt
 from conveyor.pipeline.spec import PipelineSpec
 from conveyor.runs import RunSummary, RunView
@@ -34,6 +39,8 @@ class ActionStatus(StrEnum):
     CANCELED = "CANCELED"
     TERMINATED = "TERMINATED"
     TIMED_OUT = "TIMED_OUT"
+    UNKNOWN = "UNKNOWN"
+    """The backend does not know the id: never started, or past Temporal's retention."""
 
 
 _ACTION_STATUS = {
@@ -44,6 +51,35 @@ _ACTION_STATUS = {
     RunStatus.CANCELLED: ActionStatus.CANCELED,
     RunStatus.TIMED_OUT: ActionStatus.TIMED_OUT,
 }
+
+# Temporal's execution statuses by name, so this module needs no temporalio import.
+_TEMPORAL_ACTION_STATUS = {
+    "RUNNING": ActionStatus.RUNNING,
+    "CONTINUED_AS_NEW": ActionStatus.RUNNING,
+    "COMPLETED": ActionStatus.COMPLETED,
+    "FAILED": ActionStatus.FAILED,
+    "CANCELED": ActionStatus.CANCELED,
+    "TERMINATED": ActionStatus.TERMINATED,
+    "TIMED_OUT": ActionStatus.TIMED_OUT,
+}
+
+
+class ActionSummary(BaseModel):
+    """One single-action run in a list of a user's actions."""
+
+    run_id: str
+    action: str
+    status: ActionStatus
+    owner: str | None = None
+    created_at: datetime
+    finished_at: datetime | None = None
+
+
+class ActionPage(BaseModel):
+    """A page of `Client.list_actions`; pass `next_page_token` back for the next one."""
+
+    actions: list[ActionSummary]
+    next_page_token: str | None = None
 
 
 class Client:
@@ -131,16 +167,63 @@ class Client:
 
     # NOMAD's names -------------------------------------------------------------
 
-    async def start_action(self, action_name: str, data: Mapping[str, Any] | BaseModel) -> str:
-        """Start one action with `data` as its params; returns the run id."""
-        values = data.model_dump(mode="json") if isinstance(data, BaseModel) else dict(data)
+    async def start_action(
+        self,
+        action_name: str,
+        data: Mapping[str, Any] | BaseModel | Any,
+        *,
+        owner: str | None = None,
+    ) -> str:
+        """Start one action with `data` as its params; returns the run id.
+
+        `data` is a mapping, a Pydantic model or a dataclass (a NOMAD workflow's input).
+
+        Raises:
+            UnknownActionError: no action of that name is installed.
+            ParamValidationError: `data` breaks the action's params, each field named;
+                nothing was started.
+            PipelineValidationError: the action cannot run on this backend.
+        """
+        values = _as_values(data)
+        self._check_action(action_name, values)
         return await self.backend.start_run(
-            action_pipeline(action_name, values), values, kind="action"
+            action_pipeline(action_name, values), values, kind="action", owner=owner
         )
 
+    def _check_action(self, action_name: str, values: Mapping[str, Any]) -> None:
+        """Refuse bad data and a backend that cannot run the action, before anything starts."""
+        from conveyor.actions import validated_params
+
+        registry = getattr(self.backend, "registry", None)
+        if registry is None:
+            return
+        definition = registry.get(action_name)
+        validated_params(definition.meta, values)
+        nomad = sys.modules.get("conveyor.backends.temporal.nomad")
+        if nomad is None:
+            return  # Nothing imported it, so no NOMAD-shaped action is registered.
+        action = nomad.action_of(definition)
+        if action is None:
+            return
+        # The input type may check more than the params can say (nested fields, validators).
+        action.input_data(values)
+        if not _on_temporal(self.backend):
+            from conveyor.pipeline.validation import ValidationIssue
+
+            raise PipelineValidationError(
+                [ValidationIssue("steps[0].action", nomad.needs_temporal_message(action_name))]
+            )
+
     async def get_action_status(self, run_id: str) -> ActionStatus:
-        """RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED or TIMED_OUT."""
-        return _ACTION_STATUS[(await self.backend.get(run_id)).status]
+        """RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED, TIMED_OUT, or UNKNOWN for an id
+        the backend does not know (never started, or past Temporal's retention)."""
+        if _on_temporal(self.backend):
+            return await _temporal_action_status(self.backend, run_id)
+        try:
+            view = await self.backend.get(run_id)
+        except RunNotFoundError:
+            return ActionStatus.UNKNOWN
+        return _ACTION_STATUS[view.status]
 
     async def get_action_result(self, run_id: str) -> Any:
         """The outputs of a finished single-action run (None while it runs)."""
@@ -150,8 +233,47 @@ class Client:
         return view.step(ACTION_STEP).outputs
 
     async def stop_action(self, run_id: str) -> ActionStatus:
-        """Cancel a single-action run."""
-        return _ACTION_STATUS[(await self.backend.cancel(run_id)).status]
+        """Cancel a single-action run; UNKNOWN when there is no such run."""
+        try:
+            view = await self.backend.cancel(run_id)
+        except RunNotFoundError:
+            return ActionStatus.UNKNOWN
+        return _ACTION_STATUS[view.status]
+
+    async def list_actions(
+        self,
+        *,
+        owner: str | None = None,
+        page_size: int = 50,
+        next_page_token: str | None = None,
+    ) -> ActionPage:
+        """The single-action runs (of `owner`, when given), newest first, a page at a time.
+
+        Raises:
+            ValueError: `page_size` is not in 1..1000, or `next_page_token` is not one this
+                method returned.
+        """
+        if not 1 <= page_size <= 1000:
+            raise ValueError(f"page_size: must be between 1 and 1000, got {page_size}")
+        offset = _offset_of(next_page_token)
+        runs = await self.backend.list_runs(
+            owner=owner, kind="action", limit=page_size + 1, offset=offset
+        )
+        more = len(runs) > page_size
+        return ActionPage(
+            actions=[
+                ActionSummary(
+                    run_id=run.run_id,
+                    action=run.pipeline.removeprefix("action:"),
+                    status=_ACTION_STATUS[run.status],
+                    owner=run.owner,
+                    created_at=run.created_at,
+                    finished_at=run.finished_at,
+                )
+                for run in runs[:page_size]
+            ],
+            next_page_token=_token_of(offset + page_size) if more else None,
+        )
 
 
 def action_pipeline(action_type: str, params: Mapping[str, Any]) -> PipelineSpec:
@@ -173,6 +295,56 @@ def action_pipeline(action_type: str, params: Mapping[str, Any]) -> PipelineSpec
             )
         ],
     )
+
+
+def _as_values(data: Mapping[str, Any] | BaseModel | Any) -> dict[str, Any]:
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json")
+    if isinstance(data, Mapping):
+        return dict(data)
+    from pydantic_core import to_jsonable_python
+
+    values = to_jsonable_python(data)
+    if not isinstance(values, dict):
+        raise TypeError(f"data: expected a mapping, a model or a dataclass, got {type(data)}")
+    return values
+
+
+def _token_of(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
+
+
+def _offset_of(token: str | None) -> int:
+    if token is None:
+        return 0
+    try:
+        kind, _, number = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        if kind == "offset" and number.isdigit():
+            return int(number)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise ValueError("next_page_token: not a token list_actions returned")
+
+
+def _on_temporal(backend: Backend) -> bool:
+    # Only a process that imported the Temporal backend can hold one: no temporalio needed.
+    module = sys.modules.get("conveyor.backends.temporal.backend")
+    return module is not None and isinstance(backend, module.TemporalBackend)
+
+
+async def _temporal_action_status(backend: Any, run_id: str) -> ActionStatus:
+    """The status Temporal itself records, so TERMINATED and TIMED_OUT show (no worker needed)."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    try:
+        described = await backend.client.get_workflow_handle(run_id).describe()
+    except RPCError as exc:
+        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+            return ActionStatus.UNKNOWN
+        raise
+    if described.status is None:
+        return ActionStatus.UNKNOWN
+    return _TEMPORAL_ACTION_STATUS.get(described.status.name, ActionStatus.UNKNOWN)
 
 
 def _as_spec(source: PipelineSpec | Mapping[str, Any] | str | Path) -> PipelineSpec:

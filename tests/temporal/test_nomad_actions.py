@@ -100,9 +100,14 @@ async def test_an_unknown_id_is_unknown_and_a_terminated_run_is_terminated(
 ) -> None:
     assert await temporal_client.get_action_status("conveyor-run-never") is ActionStatus.UNKNOWN
     assert await temporal_client.stop_action("conveyor-run-never") is ActionStatus.UNKNOWN
-    run_id = await temporal_client.start_action(
-        "greet_workflow", {"name": "Ada", "pause_seconds": 600}
-    )
+    # A run waiting on an event: terminated between activities, as an operator would.
+    run_id = await temporal_client.start_action("hold", {"correlation_id": "never-sent"})
+
+    async def waiting() -> bool:
+        view = await temporal_client.get(run_id)
+        return view.step("action").status.value == "waiting"
+
+    await eventually(waiting)
     temporal = await TemporalClient.connect(temporal_server)
     await temporal.get_workflow_handle(run_id).terminate("operator said so")
     assert await temporal_client.get_action_status(run_id) is ActionStatus.TERMINATED
@@ -115,7 +120,12 @@ async def test_list_actions_pages_through_one_owners_actions(
         await temporal_client.start_action("greet_workflow", {"name": f"n{i}"}, owner="ada")
         for i in range(3)
     ]
-    await temporal_client.start_action("greet_workflow", {"name": "x"}, owner="bob")
+    started_by_bob = await temporal_client.start_action(
+        "greet_workflow", {"name": "x"}, owner="bob"
+    )
+    # Ended before the workers stop, so no run is cut off mid-activity at teardown.
+    for run_id in (*started, started_by_bob):
+        await temporal_client.wait(run_id, timeout=60)
 
     async def all_listed() -> bool:
         return len((await temporal_client.list_actions(owner="ada", page_size=10)).actions) == 3

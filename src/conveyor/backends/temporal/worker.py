@@ -1,8 +1,14 @@
-"""Workers: the workflow worker, and one activity worker per Conveyor queue.
+"""Workers: the workflow worker, and one worker per Conveyor queue.
 
-`conveyor worker --queue gpu` serves only the `gpu` task queue with only that queue's actions
-loaded, as NOMAD's GPU worker does; `conveyor worker` with no queue serves the workflows and
-every queue the installed actions use.
+`conveyor worker --queue gpu` serves only the `gpu` task queue with only that queue's actions,
+as NOMAD's GPU worker does; `conveyor worker` with no queue serves the run workflows and every
+queue the installed actions use. The run workflows (and event mailboxes) are served by a worker
+with no queue, or by the one that serves the `default` queue: like NOMAD's CPU worker, the
+general-purpose worker carries the orchestration, and a GPU worker carries only GPU work.
+
+A queue's worker also registers the NOMAD-shaped actions (`nomad.Action`) of that queue: their
+hand-written workflows on the Action's `task_queue`, their activities on its
+`task_queue_activities` (or `task_queue`).
 """
 
 from __future__ import annotations
@@ -12,14 +18,21 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    Worker,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from conveyor.actions import ActionRegistry, Publisher, ServiceInvoker
+from conveyor.actions import ActionDefinition, ActionRegistry, Publisher, ServiceInvoker
 from conveyor.backends.temporal import names
 from conveyor.backends.temporal.activities import ConveyorActivities
+from conveyor.backends.temporal.nomad import Action, action_of, workflow_actions
 from conveyor.backends.temporal.workflows import MailboxWorkflow, RunWorkflow
 from conveyor.config import Settings
 
@@ -31,6 +44,9 @@ _RUNNER = SandboxedWorkflowRunner(
     )
 )
 
+WORKFLOWS_QUEUE = "default"
+"""The queue whose worker also serves the run workflows when queues are named."""
+
 
 @dataclass(frozen=True)
 class WorkerOptions:
@@ -40,11 +56,64 @@ class WorkerOptions:
     """Conveyor queues to serve; None serves the workflows and every queue."""
     max_concurrent_activities: int | None = None
     graceful_shutdown_seconds: float = 10.0
+    workflows: bool | None = None
+    """Serve the run workflows; None: when no queue is named or `default` is among them."""
+
+    @property
+    def serves_workflows(self) -> bool:
+        """Whether these options serve the run workflows and mailboxes."""
+        if self.workflows is not None:
+            return self.workflows
+        return self.queues is None or WORKFLOWS_QUEUE in self.queues
+
+
+@dataclass
+class ActivityCounter(Interceptor):
+    """Counts the activities running in the workers it is given to, for `/health`."""
+
+    running: int = 0
+    finished: int = 0
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        """Wrap each activity execution to count it."""
+        return _Counting(next, self)
+
+
+class _Counting(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, counter: ActivityCounter) -> None:
+        super().__init__(next)
+        self._counter = counter
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        self._counter.running += 1
+        try:
+            return await super().execute_activity(input)
+        finally:
+            self._counter.running -= 1
+            self._counter.finished += 1
 
 
 def queues_of(registry: ActionRegistry) -> list[str]:
-    """Every queue the registry's actions run on."""
-    return sorted({definition.meta.queue for definition in registry})
+    """Every queue the registry's actions run on (NOMAD actions' activity queues included)."""
+    queues = {definition.meta.queue for definition in registry}
+    queues.update(action.activity_queue for action in workflow_actions(registry))
+    return sorted(queues)
+
+
+def registry_for(registry: ActionRegistry, queues: Sequence[str]) -> ActionRegistry:
+    """The actions a worker for `queues` needs: those of the queues, and the NOMAD actions
+    whose activities run there."""
+    wanted = set(queues)
+    return ActionRegistry(
+        definition
+        for definition in registry
+        if definition.meta.queue in wanted or _activity_queue(definition) in wanted
+    )
+
+
+def _activity_queue(definition: ActionDefinition) -> str | None:
+    action = action_of(definition)
+    return action.activity_queue if action is not None else None
 
 
 def build_workers(
@@ -56,14 +125,18 @@ def build_workers(
     services: ServiceInvoker | None = None,
     publisher: Publisher | None = None,
     extra_queues: Sequence[str] = (),
+    counter: ActivityCounter | None = None,
 ) -> list[Worker]:
     """The workers `options` asks for (not started)."""
     prefix = settings.temporal_task_queue_prefix
     shutdown = timedelta(seconds=options.graceful_shutdown_seconds)
+    interceptors: list[Interceptor] = [counter] if counter is not None else []
     workers: list[Worker] = []
     everything = options.queues is None
-    acts = ConveyorActivities(registry, settings, client, services=services, publisher=publisher)
-    if everything:
+    if options.serves_workflows:
+        acts = ConveyorActivities(
+            registry, settings, client, services=services, publisher=publisher
+        )
         workers.append(
             Worker(
                 client,
@@ -72,32 +145,57 @@ def build_workers(
                 activities=[acts.subscribe],
                 workflow_runner=_RUNNER,
                 graceful_shutdown_timeout=shutdown,
+                interceptors=interceptors,
             )
         )
     queues = (
         sorted({*queues_of(registry), *extra_queues}) if everything else list(options.queues or [])
     )
+    nomad = workflow_actions(registry)
     for queue in queues:
         served = registry if everything else registry.for_queue(queue)
         queue_acts = ConveyorActivities(
             served, settings, client, services=services, publisher=publisher
         )
+        workflows, activities = _nomad_parts(nomad, queue)
         workers.append(
             Worker(
                 client,
                 task_queue=names.activity_queue(prefix, queue),
-                activities=queue_acts.for_queue(),
+                workflows=workflows,
+                activities=[*queue_acts.for_queue(), *activities],
+                workflow_runner=_RUNNER,
                 max_concurrent_activities=options.max_concurrent_activities
                 or settings.queue_capacity(queue),
                 graceful_shutdown_timeout=shutdown,
+                interceptors=interceptors,
             )
         )
     return workers
 
 
+def _nomad_parts(actions: Sequence[Action], queue: str) -> tuple[list[type], list[Any]]:
+    """The hand-written workflows and activities that run on `queue`, each once."""
+    workflows: dict[str, type] = {}
+    activities: dict[int, Any] = {}
+    for action in actions:
+        if action.task_queue == queue:
+            workflows.setdefault(action.workflow_name, action.workflow)
+        if action.activity_queue == queue:
+            for function in action.activities:
+                activities.setdefault(id(function), function)
+    return list(workflows.values()), list(activities.values())
+
+
 async def run_workers(workers: Sequence[Worker], stop: asyncio.Event) -> None:
-    """Run `workers` until `stop` is set, then shut them down gracefully."""
+    """Run `workers` until `stop` is set, then shut them down gracefully, all at once.
+
+    Shutting down stops polling at once; running activities get the workers' graceful
+    shutdown timeout to finish before they are cancelled.
+    """
     async with AsyncExitStack() as stack:
         for worker in workers:
             await stack.enter_async_context(worker)
         await stop.wait()
+        # Together, so the grace period is waited once rather than once per worker.
+        await asyncio.gather(*(worker.shutdown() for worker in workers))
