@@ -196,6 +196,14 @@ META = ActionMeta(
             "payload.status, payload.content.status or data.status.",
             placeholder="payload.content.status",
         ),
+        ParamDefinition(
+            name="form",
+            label="Form",
+            type=ParamType.JSON,
+            description="A JSON schema of data a person submits: the wait is then also an "
+            "input request of the HTTP API (see conveyor.human).",
+            placeholder='{"type": "object", "properties": {"note": {"type": "string"}}}',
+        ),
     ],
     outputs=[
         OutputDefinition(
