@@ -348,3 +348,52 @@ async def test_each_item_of_a_for_each_approval_is_answered_by_index(
     run = await service.backend.wait(run_id, timeout=15)
     assert run.status == "completed"
     assert run.outputs == {"decisions": ["approve", "approve"]}
+
+
+def webhook(form: Any) -> dict[str, Any]:
+    """A pipeline whose wait_for_event step carries a form, so a person may answer it."""
+    return {
+        "name": "webhook",
+        "steps": [
+            {
+                "id": "hook",
+                "action": "wait_for_event",
+                "params": {"correlation_id": "build-{{ params.n }}", "form": form},
+            }
+        ],
+        "parameters": [{"name": "n", "type": "integer", "default": 1}],
+    }
+
+
+async def test_a_wait_for_event_with_a_form_is_an_input_request_too(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    approved = await _start(http, webhook(FORM))
+    [request] = await _requests(http, approved)
+    assert (request["action"], request["title"]) == ("wait_for_event", "Input for step hook")
+    assert request["correlation_id"] == "build-1"
+    bad = await http.post(f"/runs/{approved}/requests/hook", json={"decision": "approve"})
+    assert [f["path"] for f in bad.json()["error"]["fields"]] == ["data.ticket"]
+    good = await http.post(
+        f"/runs/{approved}/requests/hook", json={"decision": "approve", "data": {"ticket": "T-3"}}
+    )
+    assert good.status_code == 200, good.text
+    assert good.json()["outputs"]["event"]["data"] == {"ticket": "T-3"}
+    assert (await service.backend.wait(approved, timeout=15)).status == "completed"
+
+    rejected = await _start(http, webhook(FORM))
+    await _requests(http, rejected)
+    no = await http.post(f"/runs/{rejected}/requests/hook", json={"decision": "reject"})
+    assert no.json()["step_status"] == "failed"
+    assert no.json()["error"] == "rejected by admin"
+
+
+async def test_a_wait_whose_form_is_no_json_schema_cannot_be_answered(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    run_id = await _start(http, webhook({"type": "nonsense"}))
+    await _requests(http, run_id)
+    response = await http.post(f"/runs/{run_id}/requests/hook", json={"decision": "approve"})
+    assert response.status_code == 409
+    assert "the form of step hook is not a valid JSON schema" in response.json()["error"]["message"]
+    assert service.backend.view(run_id).step("hook").status == "waiting"

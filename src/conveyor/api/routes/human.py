@@ -16,6 +16,7 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
 from conveyor.actions import StepStatus
+from conveyor.actions.builtin.approval import schema_problem
 from conveyor.api.deps import Principal, Reader, ServiceDep, Writer
 from conveyor.api.errors import AUTHED, ApiError, FieldError, not_found, responses
 from conveyor.api.models import Limit, Offset, Page
@@ -147,6 +148,10 @@ async def _answer(
             "forbidden",
             f"only {', '.join(request.approvers)} may decide step {request.key}",
         )
+    broken = schema_problem(request.form) if request.form is not None else None
+    if broken is not None:
+        # Only a wait_for_event's form gets here unchecked (an approval checks its own).
+        raise ApiError(409, "conflict", f"the form of step {request.key} {broken}")
     problems = submission_problems(request, body)
     if problems:
         raise ApiError(
