@@ -47,6 +47,20 @@ class Settings(BaseSettings):
     topic_urls: dict[str, str] = Field(default_factory=dict)
     """Topic to URL, for publishing over plain HTTP when no Dapr sidecar is configured."""
 
+    # Lifecycle publishing: each run's lifecycle to its callback topics and webhooks.
+    publish_max_attempts: int = Field(default=8, ge=1, le=100)
+    """How many times a delivery is tried before it is recorded as failed."""
+    publish_backoff_seconds: float = Field(default=1.0, gt=0)
+    """The wait before the second attempt; it doubles with each attempt after that."""
+    publish_max_backoff_seconds: float = Field(default=300.0, gt=0)
+    """The longest wait between two attempts."""
+    publish_timeout_seconds: float = Field(default=10.0, gt=0)
+    """How long one attempt may take."""
+    publish_concurrency: int = Field(default=8, ge=1)
+    """How many deliveries are in flight at once (each target gets one at a time)."""
+    publish_max_output_bytes: int = Field(default=16 * 1024, ge=0)
+    """Outputs larger than this (as JSON) are left out of lifecycle messages."""
+
     # Outbound HTTP from actions.
     allow_private_networks: bool = False
     """Let actions reach loopback, private, link-local and metadata addresses (off by default)."""
