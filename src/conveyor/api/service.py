@@ -106,7 +106,7 @@ class Service:
             events_token_hash=hash_secret(token.get_secret_value()) if token else None,
         )
         store = Store(backend.store.path)
-        return cls(
+        service = cls(
             backend=backend,
             settings=backend.settings,
             registry=backend.registry,
@@ -114,6 +114,10 @@ class Service:
             auth=auth,
             metrics=Metrics(backend, store),
         )
+        from conveyor.api.publishing import install  # It builds on this module.
+
+        install(service)
+        return service
 
     async def start(self) -> None:
         """Start the engine, open the store, then run the `on_start` hooks."""

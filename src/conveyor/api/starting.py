@@ -19,6 +19,8 @@ from conveyor.api.service import Service
 from conveyor.client import action_pipeline
 from conveyor.pipeline.loading import spec_from_document
 from conveyor.pipeline.spec import PipelineSpec
+from conveyor.publishing import CallbackTopic, WebhookSpec
+from conveyor.publishing.specs import MAX_TARGETS
 from conveyor.runs import RunView
 
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -54,6 +56,16 @@ class RunStart(BaseModel):
         "(the `Idempotency-Key` header does the same).",
     )
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=50)
+    callback_topics: list[CallbackTopic] = Field(
+        default_factory=list,
+        max_length=MAX_TARGETS,
+        description="Pub/sub topics that receive the run's lifecycle as CloudEvents.",
+    )
+    webhooks: list[WebhookSpec] = Field(
+        default_factory=list,
+        max_length=MAX_TARGETS,
+        description="URLs that receive the run's lifecycle as signed POST requests.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Query, Response
 from pydantic import BaseModel, BeforeValidator, Field
 
+from conveyor.api import publishing
 from conveyor.api.deps import Principal, Reader, ServiceDep, Writer, owner_filter
 from conveyor.api.errors import AUTHED, ApiError, FieldError, not_found, responses
 from conveyor.api.models import MAX_LIMIT, Limit, Offset, Page
@@ -92,6 +93,7 @@ async def start_run(
     if scoped is not None and service.backend.store.run_for_key(scoped) is not None:
         response.status_code = 200
     spec, kind, origin = resolve_start(service, principal, body)
+    await publishing.check_start(service, body.callback_topics, body.webhooks)
     run_id = await service.backend.start_run(
         spec,
         body.params,
@@ -100,6 +102,7 @@ async def start_run(
         labels={**body.labels, **origin},
         kind=kind,
     )
+    publishing.attach(service, run_id, body.callback_topics, body.webhooks)
     return public_view(service.backend.view(run_id))
 
 

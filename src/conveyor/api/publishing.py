@@ -1,0 +1,64 @@
+"""The HTTP service's side of lifecycle publishing: one dispatcher a service, and the checks
+a run's start request goes through.
+
+`install(service)` makes the service's `Dispatcher` and registers it to start and stop with
+the service. `check_start` refuses (400, naming each field) targets that cannot work;
+`attach` records a started run's targets.
+"""
+
+from __future__ import annotations
+
+from conveyor.api.errors import ApiError, FieldError
+from conveyor.api.service import Service
+from conveyor.publishing import Dispatcher, check_targets
+from conveyor.publishing.specs import WebhookSpec
+
+_KEY = "publishing"
+
+
+def install(service: Service) -> Dispatcher:
+    """Give `service` a dispatcher that starts and stops with it."""
+    dispatcher = Dispatcher(service.backend, service.store, service.settings)
+    # The service keeps its parts by name in its attributes; the routes find it there.
+    vars(service)[_KEY] = dispatcher
+
+    async def start_publishing(_: Service) -> None:
+        await dispatcher.start()
+
+    async def stop_publishing(_: Service) -> None:
+        await dispatcher.stop()
+
+    service.on_start.append(start_publishing)
+    service.on_stop.append(stop_publishing)
+    return dispatcher
+
+
+def dispatcher_of(service: Service) -> Dispatcher | None:
+    """The service's dispatcher, if `install` gave it one."""
+    found = vars(service).get(_KEY)
+    return found if isinstance(found, Dispatcher) else None
+
+
+async def check_start(service: Service, topics: list[str], webhooks: list[WebhookSpec]) -> None:
+    """Refuse a run's targets that cannot work, before the run starts.
+
+    Raises:
+        ApiError: 400 naming every bad topic and webhook URL (e.g. ``webhooks[0].url``).
+    """
+    if (topics or webhooks) and dispatcher_of(service) is None:
+        raise ApiError(400, "bad_request", "this service does not publish run lifecycles")
+    problems = await check_targets(service.settings, topics, webhooks)
+    if problems:
+        raise ApiError(
+            400,
+            "invalid_targets",
+            "the run's callback topics or webhooks cannot be used",
+            fields=[FieldError(path=path, message=message) for path, message in problems],
+        )
+
+
+def attach(service: Service, run_id: str, topics: list[str], webhooks: list[WebhookSpec]) -> None:
+    """Publish `run_id`'s lifecycle to `topics` and `webhooks` (nothing when both are empty)."""
+    dispatcher = dispatcher_of(service)
+    if dispatcher is not None and (topics or webhooks):
+        dispatcher.attach(run_id, topics, webhooks)
