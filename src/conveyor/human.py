@@ -26,6 +26,21 @@ from conveyor.actions.builtin.approval import DECISION_EVENT_TYPE, form_problems
 from conveyor.events import Event
 from conveyor.runs import ItemView, RunView, StepView
 
+__all__ = [
+    "APPROVAL",
+    "WAIT_FOR_EVENT",
+    "Decision",
+    "InputRequest",
+    "Submission",
+    "asks_for_input",
+    "decision_event",
+    "open_requests",
+    "request_of",
+    "step_actions",
+    "step_params",
+    "submission_problems",
+]
+
 APPROVAL = "approval"
 WAIT_FOR_EVENT = "wait_for_event"
 

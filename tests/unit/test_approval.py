@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import conveyor.human
 from conveyor.actions import (
     ActionContext,
     ActionRegistry,
@@ -388,3 +389,20 @@ async def _until_waiting(backend: LocalBackend, run_id: str) -> None:
             if backend.view(run_id).step("ask").status is StepStatus.WAITING:
                 return
             await asyncio.sleep(0.01)
+
+
+def test_the_human_module_exports_exactly_these_names() -> None:
+    assert conveyor.human.__all__ == [
+        "APPROVAL",
+        "WAIT_FOR_EVENT",
+        "Decision",
+        "InputRequest",
+        "Submission",
+        "asks_for_input",
+        "decision_event",
+        "open_requests",
+        "request_of",
+        "step_actions",
+        "step_params",
+        "submission_problems",
+    ]

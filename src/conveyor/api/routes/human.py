@@ -162,6 +162,12 @@ async def _answer(
         )
     event = decision_event(request, body, decided_by=principal.owner)
     receipt = await service.backend.send_event(event)
+    if receipt.status not in (RouteStatus.ROUTED, RouteStatus.DUPLICATE):
+        # Only when the step stopped waiting between the check above and the send (an engine
+        # driven by another process); the event is kept, but no step will take it.
+        raise ApiError(
+            409, "conflict", f"step {request.key} stopped waiting before the decision arrived"
+        )
     unit = await _after_decision(service, run_id, step_id, index, request.attempt)
     if unit.status is StepStatus.WAITING:
         response.status_code = 202
