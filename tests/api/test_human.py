@@ -397,3 +397,21 @@ async def test_a_wait_whose_form_is_no_json_schema_cannot_be_answered(
     assert response.status_code == 409
     assert "the form of step hook is not a valid JSON schema" in response.json()["error"]["message"]
     assert service.backend.view(run_id).step("hook").status == "waiting"
+
+
+async def test_a_step_that_has_not_opened_its_request_yet_is_404(
+    http: httpx.AsyncClient, service: Service
+) -> None:
+    pipeline = {
+        "name": "later",
+        "steps": [
+            {"id": "nap", "action": "delay", "params": {"seconds": 600}},
+            {"id": "ask", "action": "approval", "depends_on": ["nap"], "params": {"title": "x"}},
+        ],
+    }
+    run_id = await _start(http, pipeline)
+    assert (await http.get(f"/runs/{run_id}/requests")).json()["items"] == []
+    response = await http.post(f"/runs/{run_id}/requests/ask", json={"decision": "approve"})
+    assert response.status_code == 404
+    assert response.json()["error"]["message"] == "nothing is open for step ask (it is pending)"
+    await http.post(f"/runs/{run_id}/cancel")
