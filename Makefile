@@ -4,8 +4,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EXAMPLE ?= examples/event_driven.yaml
 ONLY   ?=
+PORT   ?= 8080
+RUN_DB ?= .conveyor/conveyor.db
 
-.PHONY: run test check lint format bench fuzz clean
+.PHONY: run demo test check lint format bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +21,14 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
+# The service on the embedded engine, with the examples in its catalog, a local key and the
+# example job service; stop it with Ctrl-C. The database stays in $(RUN_DB) between runs.
 run: $(VENV)/.installed
+	$(BIN)/conveyor serve --port $(PORT) --db $(RUN_DB) --pipelines examples \
+		--local-key --demo-service
+
+# The event-driven example run once from the CLI, against the example job service.
+demo: $(VENV)/.installed
 	$(BIN)/python -m conveyor.demo
 
 test: $(VENV)/.installed-dev

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 from collections.abc import Iterator
@@ -167,3 +168,49 @@ def test_serve_refuses_a_database_another_engine_holds(tmp_path: Path) -> None:
         assert "in use by another engine" in done.stderr
     finally:
         assert server.stop()
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_serve_for_local_use_keeps_a_key_and_runs_the_event_driven_example(
+    tmp_path: Path,
+) -> None:
+    """What `make run` starts: the examples, a local key, the demo job service."""
+    server = Server(tmp_path, "--pipelines", str(EXAMPLES), "--local-key", "--demo-service")
+    try:
+        key_file = Path(server.db + ".local-key")
+        token = key_file.read_text().strip()
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        headers = {"Authorization": f"Bearer {token}"}
+        found = re.search(r"demo job service on (http://127\.0\.0\.1:\d+)", server.process.stderr)
+        assert found, server.process.stderr
+        started = httpx.post(
+            server.url + "/runs",
+            json={"pipeline_id": "event_driven", "params": {"service_url": found.group(1)}},
+            headers=headers,
+        )
+        assert started.status_code == 201, started.text
+        run_id = started.json()["run_id"]
+
+        def finished() -> dict[str, object] | None:
+            view: dict[str, object] = httpx.get(
+                f"{server.url}/runs/{run_id}", headers=headers
+            ).json()
+            return view if view["status"] not in ("pending", "running") else None
+
+        view = eventually(finished, timeout=30)
+        assert view["status"] == "completed", view
+        assert view["outputs"]["message"] == "resize-images done"  # type: ignore[index]
+    finally:
+        assert server.stop()
+    _, banner = server.process.finish()
+    assert f"CONVEYOR_API_KEY={token}" in banner
+    assert f"{server.url}/runs" in banner
+
+    # The next start reuses the key that still works.
+    again = Server(tmp_path, "--local-key")
+    try:
+        assert Path(again.db + ".local-key").read_text().strip() == token
+    finally:
+        assert again.stop()

@@ -13,11 +13,20 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from conveyor.cli.app import app
-from conveyor.cli.common import DbOption, configure_logging, fail, note, settings_for, warning
+from conveyor.cli.common import (
+    DbOption,
+    configure_logging,
+    fail,
+    note,
+    settings_for,
+    stdout,
+    warning,
+)
 
 if TYPE_CHECKING:
     from conveyor.api import Service
     from conveyor.api.service import Hook
+    from conveyor.config import Settings
 
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 """The hosts `--insecure` may listen on."""
@@ -46,6 +55,22 @@ def serve_command(
             help="Store every *.yaml pipeline of DIR in the catalog at start (owner 'local').",
         ),
     ] = None,
+    local_key: Annotated[
+        bool,
+        typer.Option(
+            "--local-key",
+            help="Make (or reuse) an admin key of owner 'local', kept in <db>.local-key, "
+            "and print it with how to use it.",
+        ),
+    ] = False,
+    demo_service: Annotated[
+        bool,
+        typer.Option(
+            "--demo-service",
+            help="Also start the example job service on 127.0.0.1 (for "
+            "examples/event_driven.yaml); it publishes its events to this server's /events.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs) on the embedded engine."""
     if insecure and host not in LOOPBACK:
@@ -62,13 +87,20 @@ def serve_command(
 
     from conveyor.api import Service, create_app
 
+    if demo_service:
+        settings = _with_demo_access(settings)
     service = Service.create(settings, auth_enabled=not insecure)
+    base_url = f"http://{_url_host(host)}:{port}"
     if pipelines is not None:
         service.on_start.append(_loader(pipelines))
     if insecure:
         warning(f"auth is off (--insecure): anyone who can reach {host}:{port} is an admin")
-    else:
+    elif not local_key:
         service.on_start.append(_hint_without_keys)
+    if demo_service:
+        _add_demo_service(service, base_url)
+    if local_key and not insecure:
+        service.on_start.append(_local_key_banner(base_url))
     config = uvicorn.Config(
         create_app(service),
         host=host,
@@ -114,3 +146,69 @@ async def _hint_without_keys(service: Service) -> None:
 
     if not any(key.active for key in list_keys(service.store)):
         note("no API keys yet: make one with `conveyor keys create --owner NAME --scope admin`")
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::"):
+        return "127.0.0.1"  # Listening everywhere: loopback reaches it from here.
+    return f"[{host}]" if ":" in host else host
+
+
+def _local_key_banner(base_url: str) -> Hook:
+    async def banner(service: Service) -> None:
+        from conveyor.api.deps import LOCAL_OWNER
+        from conveyor.api.local_key import key_file_for, local_key
+
+        token, made = local_key(service.store, LOCAL_OWNER)
+        kept = key_file_for(service.store.path)
+        stdout.print(f"[bold]Conveyor[/] listening on {base_url}  (OpenAPI: {base_url}/docs)")
+        stdout.print(
+            f"[bold]API key[/] (admin, owner 'local', {'new' if made else 'kept'} in {kept}):"
+        )
+        stdout.print(f"  export CONVEYOR_API_KEY={token}", soft_wrap=True)
+        stdout.print("[bold]Start a run and watch it:[/]")
+        stdout.print(
+            f'  curl -s -X POST {base_url}/runs -H "Authorization: Bearer $CONVEYOR_API_KEY" '
+            f'-H \'Content-Type: application/json\' -d \'{{"pipeline_id": "hello", '
+            f'"params": {{"who": "Ada"}}}}\'',
+            soft_wrap=True,
+        )
+        stdout.print(f"  conveyor run --follow RUN_ID --server {base_url}", soft_wrap=True)
+
+    return banner
+
+
+def _with_demo_access(settings: Settings) -> Settings:
+    """Settings that let actions reach the demo service on loopback and events come back."""
+    import secrets
+
+    from pydantic import SecretStr
+
+    update: dict[str, object] = {}
+    if "127.0.0.1" not in settings.allowed_hosts:
+        update["allowed_hosts"] = [*settings.allowed_hosts, "127.0.0.1"]
+    if settings.events_token is None:
+        # The demo service needs a token for /events; one for this process only.
+        update["events_token"] = SecretStr(secrets.token_urlsafe(32))
+    return settings.model_copy(update=update)
+
+
+def _add_demo_service(service: Service, base_url: str) -> None:
+    from conveyor.demo.service import JobService, http_publisher
+
+    token = service.settings.events_token
+    assert token is not None  # Set by _with_demo_access.
+    jobs = JobService(http_publisher(f"{base_url}/events", token.get_secret_value()))
+
+    async def start(_: Service) -> None:
+        jobs.start()
+        note(
+            f"demo job service on {jobs.url}: run examples/event_driven.yaml with "
+            f'params {{"service_url": "{jobs.url}"}}'
+        )
+
+    async def stop(_: Service) -> None:
+        jobs.stop()
+
+    service.on_start.append(start)
+    service.on_stop.append(stop)

@@ -75,6 +75,27 @@ def cli_publisher(db_path: Path) -> Publish:
     return publish
 
 
+def http_publisher(events_url: str, token: str) -> Publish:
+    """A publisher that POSTs each event as JSON to an engine's HTTP events endpoint.
+
+    Raises (when called):
+        PublishError: the endpoint answered with an error status.
+    """
+    import httpx
+
+    def publish(event: dict[str, Any]) -> None:
+        answer = httpx.post(
+            events_url,
+            json=event,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        if answer.status_code >= 400:
+            raise PublishError(f"POST {events_url} answered {answer.status_code}: {answer.text}")
+
+    return publish
+
+
 def _conveyor_command() -> list[str]:
     # The console script of the interpreter running this, so the demo works from a virtualenv
     # that is not activated; the module call is the same program when the script is missing.
