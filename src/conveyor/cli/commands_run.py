@@ -1,8 +1,13 @@
 """`conveyor run FILE`: run a pipeline on the embedded engine and watch it live.
 
+`conveyor run FILE --server URL` starts it on a Conveyor server instead, and
+`conveyor run --follow RUN_ID --server URL` watches a run already there; both follow the
+server's event stream (without `--server`, `--follow` reads the local database).
+
 Exit status: 0 when the run completed; 1 when it failed, was cancelled or timed out, when the
-pipeline is invalid, or when another engine holds the database; 2 for bad parameters; 130
-when interrupted (the run is cancelled first).
+pipeline is invalid, when another engine holds the database, or when the server could not be
+used (its message says why); 2 for bad parameters; 130 when interrupted (a local run is
+cancelled first; a run on a server goes on).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from conveyor.cli.app import app
+from conveyor.cli.commands_runs import follow_run
 from conveyor.cli.common import (
     DbOption,
     configure_logging,
@@ -29,6 +35,7 @@ from conveyor.cli.common import (
     stdout,
     warning,
 )
+from conveyor.cli.remote import ApiKeyOption, RemoteError, ServerOption
 from conveyor.config import Settings
 from conveyor.errors import (
     ConveyorError,
@@ -63,8 +70,11 @@ class RunOutcome:
 @app.command("run")
 def run_command(
     file: Annotated[
-        Path, typer.Argument(help="The pipeline file (.yaml, .yml or .json).", metavar="FILE")
-    ],
+        Path | None,
+        typer.Argument(
+            help="The pipeline file (.yaml, .yml or .json).", metavar="FILE", show_default=False
+        ),
+    ] = None,
     param: Annotated[
         list[str] | None,
         typer.Option(
@@ -98,9 +108,42 @@ def run_command(
             show_default=False,
         ),
     ] = None,
+    follow: Annotated[
+        str | None,
+        typer.Option(
+            "--follow",
+            metavar="RUN_ID",
+            help="Instead of starting a run, watch this one until it ends.",
+            show_default=False,
+        ),
+    ] = None,
+    server: ServerOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
-    """Run a pipeline on the embedded engine, with a live view of its steps."""
+    """Run a pipeline on the embedded engine (or a server), with a live view of its steps."""
+    if follow is not None:
+        if file is not None or param or timeout is not None or idempotency_key is not None:
+            raise typer.BadParameter(
+                "--follow watches a run that exists: it takes no FILE, -p, --timeout or "
+                "--idempotency-key",
+                param_hint="'--follow'",
+            )
+        raise typer.Exit(
+            follow_run(follow, server=server, api_key=api_key, db=db, json_output=json_output)
+        )
+    if file is None:
+        raise typer.BadParameter(
+            "give the pipeline FILE to run, or --follow RUN_ID", param_hint="'FILE'"
+        )
     params = parse_params(param or [])
+    if server is not None:
+        if db is not None or timeout is not None:
+            raise typer.BadParameter(
+                "--db and --timeout are for runs on this machine", param_hint="'--server'"
+            )
+        raise typer.Exit(
+            _start_remotely(file, params, server, api_key, idempotency_key, json_output)
+        )
     settings = settings_for(db)
     configure_logging()
     try:
@@ -118,6 +161,40 @@ def run_command(
         # Ctrl-C before the run started (while loading): nothing to cancel.
         raise typer.Exit(EXIT_INTERRUPTED) from None
     raise typer.Exit(outcome.exit_code)
+
+
+def _start_remotely(
+    file: Path,
+    params: Mapping[str, Any],
+    server: str,
+    api_key: str | None,
+    key: str | None,
+    json_output: bool,
+) -> int:
+    """Start the pipeline in `file` on the server, then follow it there; the exit status."""
+    from conveyor.cli.remote import Remote
+
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        error(f"cannot read {file}: {exc.strerror}")
+        return EXIT_FAILED
+    configure_logging()
+
+    async def start() -> str:
+        async with Remote(server, api_key) as remote:
+            view = await remote.start_run(text, params, key)
+            return view.run_id
+
+    try:
+        run_id = asyncio.run(start())
+    except RemoteError as exc:
+        error(f"cannot start {file}: {exc}")
+        for field in exc.fields:
+            detail(field)
+        return EXIT_FAILED
+    note(f"run {run_id} started on {server}")
+    return follow_run(run_id, server=server, api_key=api_key, db=None, json_output=json_output)
 
 
 async def execute(

@@ -1,18 +1,24 @@
-"""`conveyor runs ...`: list, show and cancel runs recorded in a database.
+"""`conveyor runs ...`: list, show, follow and cancel runs recorded in a database or on a server.
 
 These commands read the database without driving runs, so they work while an engine runs
 elsewhere (SQLite's WAL lets them read alongside its writes). A cancel is handed to that engine
-when there is one, and recorded directly otherwise.
+when there is one, and recorded directly otherwise. With `--server URL`, `list` and `show` ask
+a Conveyor server instead, and `show --follow` reads the run's event stream.
+
+Exit status of `show --follow`: 0 when the run completed; 1 when it failed, was cancelled or
+timed out, or could not be followed (unknown run, refused key, unreachable server); 130 when
+interrupted (the run itself goes on).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
@@ -23,21 +29,32 @@ from conveyor.cli.common import (
     DbOption,
     JsonOption,
     configure_logging,
+    detail,
+    error,
     fail,
+    note,
     print_json,
     settings_for,
     stdout,
 )
+from conveyor.cli.remote import ApiKeyOption, RemoteError, ServerOption
 from conveyor.config import Settings
 from conveyor.errors import RunNotFoundError
 
 if TYPE_CHECKING:
     # Imported when a command runs: see `commands_run`.
     from conveyor.backends.local import LocalBackend, Store
+    from conveyor.cli.remote import Remote
     from conveyor.runs import RunSummary, RunView
 
 CANCEL_WAIT_SECONDS = 10.0
 """How long `runs cancel` waits for the engine holding the database to carry a cancel out."""
+POLL_SECONDS = 0.2
+"""How often `show --follow` reads a run again from a database another process writes."""
+
+EXIT_INTERRUPTED = 130
+
+_T = TypeVar("_T")
 
 runs_app = typer.Typer(help="List, inspect and cancel runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
@@ -74,23 +91,29 @@ def list_command(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 20,
     db: DbOption = None,
     json_output: JsonOption = False,
+    server: ServerOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """List runs, newest first."""
     from conveyor.cli.live import RUN_STYLES, format_duration
 
     statuses = _statuses(status or [])
-    settings = settings_for(db)
     configure_logging()
-    runs = asyncio.run(_list(settings, statuses, pipeline, limit))
+    if server is not None:
+        _no_db_with_server(db)
+        where = f"on {server}"
+        runs = _remote(server, api_key, lambda r: r.list_runs(statuses, pipeline, limit))
+    else:
+        settings = settings_for(db)
+        where = f"in {settings.db_path}"
+        runs = asyncio.run(_list(settings, statuses, pipeline, limit))
     if json_output:
         print_json([run.model_dump(mode="json") for run in runs])
         return
     if not runs:
-        stdout.print(f"No runs in {settings.db_path}.")
+        stdout.print(f"No runs {where}.")
         return
-    table = Table(
-        title=f"Runs in {settings.db_path}", title_justify="left", box=None, pad_edge=False
-    )
+    table = Table(title=f"Runs {where}", title_justify="left", box=None, pad_edge=False)
     # Ids are what users copy into the next command: never cut them short.
     table.add_column("run", no_wrap=True, min_width=32)
     table.add_column("pipeline", no_wrap=True)
@@ -142,13 +165,28 @@ def show_command(
     run_id: Annotated[str, typer.Argument(help="The run's id.")],
     db: DbOption = None,
     json_output: JsonOption = False,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow", "-f", help="Show the run live until it ends (exit 1 unless it completed)."
+        ),
+    ] = False,
+    server: ServerOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
-    """Show a run: its steps, outputs and error."""
+    """Show a run: its steps, outputs and error; live with --follow."""
     from conveyor.cli.live import render_outcome, render_run
 
-    settings = settings_for(db)
+    if follow:
+        raise typer.Exit(
+            follow_run(run_id, server=server, api_key=api_key, db=db, json_output=json_output)
+        )
     configure_logging()
-    view = asyncio.run(_show(settings, run_id))
+    if server is not None:
+        _no_db_with_server(db)
+        view = _remote(server, api_key, lambda r: r.get_run(run_id))
+    else:
+        view = asyncio.run(_show(settings_for(db), run_id))
     if json_output:
         print_json(view)
         return
@@ -163,6 +201,102 @@ async def _show(settings: Settings, run_id: str) -> RunView:
             return await backend.get(run_id)
         except RunNotFoundError:
             fail(f"no run with id {run_id!r} in {settings.db_path}")
+
+
+def follow_run(
+    run_id: str,
+    *,
+    server: str | None,
+    api_key: str | None,
+    db: Path | None,
+    json_output: bool,
+) -> int:
+    """Show a run live until it ends, then its outcome; the exit status (see the module).
+
+    With `server`, from the server's event stream; otherwise by reading the database again
+    every `POLL_SECONDS` (the engine that runs it is another process).
+    """
+    from conveyor.cli.live import render_outcome
+    from conveyor.cli.remote import Remote
+
+    configure_logging()
+
+    async def remotely(url: str) -> RunView:
+        async with Remote(url, api_key) as remote:
+            return await _watch(remote.follow(run_id), json_output)
+
+    try:
+        if server is not None:
+            _no_db_with_server(db)
+            view = asyncio.run(remotely(server))
+        else:
+            settings = settings_for(db)
+            _require_db(settings, run_id)
+            view = asyncio.run(_watch(_poll(settings, run_id), json_output))
+    except RemoteError as exc:
+        _report(exc)
+        return 1
+    except KeyboardInterrupt:
+        note(f"stopped following run {run_id}; the run itself goes on")
+        return EXIT_INTERRUPTED
+    if json_output:
+        print_json(view)
+    else:
+        stdout.print(render_outcome(view))
+    return 0 if view.succeeded else 1
+
+
+async def _watch(views: AsyncIterator[RunView], json_output: bool) -> RunView:
+    from conveyor.cli.live import show_live
+
+    if not json_output:
+        return await show_live(views, stdout)
+    last = None
+    async for view in views:
+        last = view
+    assert last is not None  # A follow yields the run's view first.
+    return last
+
+
+async def _poll(settings: Settings, run_id: str) -> AsyncIterator[RunView]:
+    async with reader(settings) as backend:
+        while True:
+            try:
+                view = await backend.get(run_id)
+            except RunNotFoundError:
+                fail(f"no run with id {run_id!r} in {settings.db_path}")
+            yield view
+            if view.status.is_terminal:
+                return
+            await asyncio.sleep(POLL_SECONDS)
+
+
+def _remote(
+    server: str, api_key: str | None, call: Callable[[Remote], Coroutine[Any, Any, _T]]
+) -> _T:
+    """The result of one call on the server; a failure is reported and exits 1."""
+    from conveyor.cli.remote import Remote
+
+    async def run() -> _T:
+        async with Remote(server, api_key) as remote:
+            return await call(remote)
+
+    try:
+        return asyncio.run(run())
+    except RemoteError as exc:
+        _report(exc)
+        raise typer.Exit(1) from None
+
+
+def _report(exc: RemoteError) -> None:
+    error(str(exc))
+    for field in exc.fields:
+        detail(field)
+
+
+def _no_db_with_server(db: Path | None) -> None:
+    if db is not None:
+        raise typer.BadParameter("--db and --server exclude each other", param_hint="'--db'")
 
 
 @runs_app.command("cancel")

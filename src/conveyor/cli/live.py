@@ -2,12 +2,14 @@
 
 `render_run` turns a `RunView` into a table and is also what `conveyor runs show` prints, so a
 finished run looks the same whether it was watched or looked up later. `follow` redraws it from
-`backend.get(run_id)` until the run ends.
+`backend.get(run_id)` until the run ends; `show_live` draws views from any source (a server's
+event stream, a database read again and again) until the source ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from rich.console import Console, Group, RenderableType
@@ -152,6 +154,48 @@ async def follow(
             ended.cancel()
         await asyncio.gather(ended, return_exceptions=True)
     return view
+
+
+async def show_live(
+    views: AsyncIterator[RunView], console: Console, *, refresh: float = REFRESH_SECONDS
+) -> RunView:
+    """Show each view `views` gives until it ends; return the last one.
+
+    The table is redrawn every `refresh` seconds from the latest view (so running steps' times
+    keep counting between changes) and once more at the end. On a console that is not a
+    terminal only the last table is printed. An error of `views` is raised once the live
+    display is gone, so its message is not drawn over.
+    """
+    latest = await anext(views)
+    if not console.is_terminal:
+        async for view in views:
+            latest = view
+        console.print(render_run(latest))
+        return latest
+
+    async def pump() -> None:
+        nonlocal latest
+        async for view in views:
+            latest = view
+
+    task = asyncio.ensure_future(pump())
+    try:
+        with Live(
+            render_run(latest),
+            console=console,
+            auto_refresh=False,
+            redirect_stdout=True,
+            redirect_stderr=True,
+        ) as live:
+            while not task.done():
+                await asyncio.wait({task}, timeout=refresh)
+                live.update(render_run(latest), refresh=True)
+    finally:
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    task.result()
+    return latest
 
 
 def _elapsed(
