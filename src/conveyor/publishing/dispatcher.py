@@ -23,7 +23,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -39,7 +39,7 @@ from conveyor.publishing.outbox import NewDelivery, Outbox, Pending
 from conveyor.publishing.senders import DeliveryError, TopicSender, WebhookSender, encode
 from conveyor.publishing.signing import DELIVERY_HEADER, EVENT_HEADER, TIMESTAMP_HEADER
 from conveyor.publishing.specs import Target, WebhookSpec
-from conveyor.runs import RunEvent, RunView
+from conveyor.runs import RunEvent
 
 if TYPE_CHECKING:
     from conveyor.backends.local import LocalBackend
@@ -49,8 +49,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("conveyor.publishing")
 
 _PAGE = 500
+_GATHER_SECONDS = 0.01
 _FINAL_RUN_STATUSES = frozenset({"completed", "failed", "cancelled", "timed_out"})
-_COMPLETIONS = frozenset({"conveyor.step.completed", "conveyor.run.completed"})
 
 
 def backoff_seconds(attempt: int, settings: Settings) -> float:
@@ -162,6 +162,8 @@ class Dispatcher:
     async def _pump(self) -> None:
         while True:
             await self._pump_wake.wait()
+            # A moment's wait gathers a busy run's commits into one read of its timeline.
+            await asyncio.sleep(_GATHER_SECONDS)
             self._pump_wake.clear()
             while self._dirty:
                 run_id = self._dirty.pop()
@@ -191,7 +193,6 @@ class Dispatcher:
         if not events:
             return False
         targets = self.outbox.targets_of(run_id)
-        view: RunView | None = None
         new: list[NewDelivery] = []
         finished = False
         for event in events:
@@ -201,9 +202,10 @@ class Dispatcher:
             if kind is None:
                 continue
             outputs = None
-            if kind in _COMPLETIONS:
-                view = view or self.backend.view(run_id)
-                outputs = _outputs(view, event)
+            if kind == "conveyor.run.completed":
+                outputs = record.outputs
+            elif kind == "conveyor.step.completed" and event.step_id is not None:
+                outputs = self.outbox.unit_outputs(run_id, event.step_id, event.index)
             message = lifecycle_message(
                 event,
                 record.pipeline_name,
@@ -295,18 +297,3 @@ class Dispatcher:
         else:
             retry_at = self._clock() + backoff_seconds(attempt, self.settings)
             self.outbox.retry_at(head.id, attempt, error, retry_at)
-
-
-def _outputs(view: RunView, event: RunEvent) -> Any:
-    if event.kind == "run":
-        return view.outputs
-    try:
-        step = view.step(event.step_id or "")
-    except KeyError:
-        return None
-    if event.index is None:
-        return step.outputs
-    for item in step.items or []:
-        if item.index == event.index:
-            return item.outputs
-    return None

@@ -156,6 +156,15 @@ class Outbox:
                 {"run_id": run_id, "after_seq": after_seq, "finished": int(finished)},
             )
 
+    def unit_outputs(self, run_id: str, step_id: str, index: int | None) -> Any:
+        """The outputs stored for a step (or one of its items), None when there are none."""
+        row = self.store.db.execute(
+            Q["unit_data"], (run_id, step_id, -1 if index is None else index)
+        ).fetchone()
+        if row is None:
+            return None
+        return json.loads(row["data"]).get("outputs")
+
     # ------------------------------------------------------------ deliveries
 
     def pending_heads(self, limit: int) -> list[Pending]:

@@ -64,3 +64,8 @@ LIMIT :limit OFFSET :offset;
 -- name: deliveries_count
 SELECT COUNT(*) FROM publish_deliveries
 WHERE run_id = :run_id AND (:status IS NULL OR status = :status);
+
+-- name: unit_data
+-- Read from the engine's own row of a step (idx -1) or item: a completed unit's outputs.
+-- Building the run's view instead would cost time in the number of steps, for each completion.
+SELECT data FROM units WHERE run_id = ? AND step_id = ? AND idx = ?;
