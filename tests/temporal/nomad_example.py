@@ -1,16 +1,20 @@
 """A NOMAD-style action, laid out as NOMAD's plugin template lays one out: an input dataclass,
 two activities on the CPU queue, a workflow that chains them, and the `Action` that registers
-them (the entry point points at `greet_action`)."""
+them (the entry point points at `greet_action`). Also a function action on the GPU queue, for
+workers that serve one queue each."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 
+from pydantic import BaseModel
 from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from conveyor.actions import action
     from conveyor.backends.temporal.nomad import Action, TaskQueue
 
 
@@ -68,3 +72,22 @@ greet_action = Action(
     workflow=GreetWorkflow,
     activities=[compose, shout],
 )
+
+
+class SquareInput(BaseModel):
+    """A number to square."""
+
+    n: float
+
+
+class SquareOutput(BaseModel):
+    """Its square, and the process that computed it."""
+
+    square: float
+    pid: int
+
+
+@action(type="gpu_square", category="Test", queue=TaskQueue.GPU)
+async def gpu_square(data: SquareInput) -> SquareOutput:
+    """Squares a number on the GPU queue's worker."""
+    return SquareOutput(square=data.n * data.n, pid=os.getpid())

@@ -23,6 +23,7 @@ def _register() -> None:
         commands_runs,
         commands_serve,
         commands_validate,
+        commands_worker,
     )
 
 

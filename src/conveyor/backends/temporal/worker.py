@@ -2,9 +2,10 @@
 
 `conveyor worker --queue gpu` serves only the `gpu` task queue with only that queue's actions,
 as NOMAD's GPU worker does; `conveyor worker` with no queue serves the run workflows and every
-queue the installed actions use. The run workflows (and event mailboxes) are served by a worker
-with no queue, or by the one that serves the `default` queue: like NOMAD's CPU worker, the
-general-purpose worker carries the orchestration, and a GPU worker carries only GPU work.
+queue the installed actions use. Options naming queues serve the run workflows (and event
+mailboxes) only when asked; the CLI asks for them with the `default` queue (`WORKFLOWS_QUEUE`):
+like NOMAD's CPU worker, the general-purpose worker carries the orchestration, and a GPU worker
+carries only GPU work.
 
 A queue's worker also registers the NOMAD-shaped actions (`nomad.Action`) of that queue: their
 hand-written workflows on the Action's `task_queue`, their activities on its
@@ -45,7 +46,7 @@ _RUNNER = SandboxedWorkflowRunner(
 )
 
 WORKFLOWS_QUEUE = "default"
-"""The queue whose worker also serves the run workflows when queues are named."""
+"""The queue whose `conveyor worker` also serves the run workflows when queues are named."""
 
 
 @dataclass(frozen=True)
@@ -57,14 +58,14 @@ class WorkerOptions:
     max_concurrent_activities: int | None = None
     graceful_shutdown_seconds: float = 10.0
     workflows: bool | None = None
-    """Serve the run workflows; None: when no queue is named or `default` is among them."""
+    """Serve the run workflows; None: only when no queue is named."""
 
     @property
     def serves_workflows(self) -> bool:
         """Whether these options serve the run workflows and mailboxes."""
         if self.workflows is not None:
             return self.workflows
-        return self.queues is None or WORKFLOWS_QUEUE in self.queues
+        return self.queues is None
 
 
 @dataclass
