@@ -100,7 +100,8 @@ class HoldAction:
 class GrindExecutor(BaseActionExecutor):
     """Works for `seconds`, noting its process id in `marker` when it starts.
 
-    Idempotent, so a run whose worker died re-runs it on another worker.
+    `grind` is idempotent, so a run whose worker died re-runs it on another worker;
+    `grind_once` is not, so such a run fails it as interrupted.
     """
 
     async def execute(self, context: ActionContext) -> ActionResult:
@@ -129,9 +130,20 @@ class GrindAction:
     executor_class = GrindExecutor
 
 
+GRIND_ONCE = GRIND.model_copy(
+    update={"type": "grind_once", "name": "grind_once", "idempotent": False}
+)
+
+
+@register_action(GRIND_ONCE)
+class GrindOnceAction:
+    meta = GRIND_ONCE
+    executor_class = GrindExecutor
+
+
 def registry() -> ActionRegistry:
     """The built-in actions, the engine suite's test actions and these."""
     reg = ActionRegistry.default()
-    for action in (*engine_actions.registry(), HoldAction, GrindAction):
+    for action in (*engine_actions.registry(), HoldAction, GrindAction, GrindOnceAction):
         reg.add(action)
     return reg

@@ -174,13 +174,27 @@ class TemporalBackend:
         return self.client.get_workflow_handle(names.run_workflow_id(run_id))
 
     async def get(self, run_id: str) -> RunView:
-        """The run with its steps (a query answered by a workflow worker).
+        """The run with its steps.
+
+        A closed run is read from its memo, which the cluster answers alone; a running one
+        from a query, which a workflow worker answers.
 
         Raises:
             RunNotFoundError: Temporal does not know the run (never started, or past retention).
         """
+        handle = self._handle(run_id)
         try:
-            data = await self._handle(run_id).query(names.QUERY_VIEW)
+            described = await handle.describe()
+        except RPCError as exc:
+            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                raise RunNotFoundError(run_id) from exc
+            raise
+        if described.status not in (None, WorkflowExecutionStatus.RUNNING):
+            memo = await described.memo()
+            if isinstance(memo.get("view"), dict):
+                return RunView.model_validate(memo["view"])
+        try:
+            data = await handle.query(names.QUERY_VIEW)
         except RPCError as exc:
             if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
                 raise RunNotFoundError(run_id) from exc

@@ -104,9 +104,10 @@ class RunWorkflow:
         except asyncio.CancelledError:
             self._apply(CancelRun("cancelled"))
             await self._finish_side_work()
+            self._keep_view()
             raise
         await self._finish_side_work()
-        view = self._view()
+        view = self._keep_view()
         if state.status in (RunStatus.FAILED, RunStatus.TIMED_OUT):
             # The workflow fails too, so Temporal's own status tells a failed run apart.
             raise ApplicationError(
@@ -115,6 +116,16 @@ class RunWorkflow:
                 type=f"Run{state.status.value.title().replace('_', '')}",
                 non_retryable=True,
             )
+        return view
+
+    def _keep_view(self) -> dict[str, Any]:
+        """Put the final view in the memo: a closed run stays readable with no worker running.
+
+        A query needs a workflow worker even for a closed workflow; the memo is answered by
+        the cluster alone, and it holds the view of a cancelled run too, which has no result.
+        """
+        view = self._view()
+        workflow.upsert_memo({"view": view})
         return view
 
     async def _finish_side_work(self) -> None:
@@ -289,16 +300,20 @@ class RunWorkflow:
         except ActivityError as exc:
             if isinstance(exc.cause, CancelledError):
                 return
-            kind = FailureKind.ERROR if meta.idempotent else FailureKind.INTERRUPTED
             detail = str(exc.cause) if exc.cause is not None else str(exc)
-            self._inbox.append(
-                ExecutionFailed(
-                    command.step_id,
-                    command.index,
-                    command.attempt,
-                    f"the worker running it was lost: {detail}",
-                    kind,
+            if meta.idempotent:
+                # Temporal already ran it again on other workers, as often as allowed.
+                kind, error = FailureKind.ERROR, f"the worker running it was lost: {detail}"
+            else:
+                # The same words as the embedded engine's recovery: the step may have had
+                # effects, so it is not run a second time.
+                kind, error = (
+                    FailureKind.INTERRUPTED,
+                    f"interrupted: the worker running this step was lost ({detail}), and its "
+                    f"action {meta.type!r} is not idempotent, so it was not run again",
                 )
+            self._inbox.append(
+                ExecutionFailed(command.step_id, command.index, command.attempt, error, kind)
             )
             return
         except asyncio.CancelledError:
