@@ -21,6 +21,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 
+import conveyor.publishing
 from conveyor.actions import ActionRegistry
 from conveyor.api import Service, create_app
 from conveyor.api.keys import create_key
@@ -32,6 +33,7 @@ from conveyor.publishing import (
     TIMESTAMP_HEADER,
     backoff_seconds,
     sign,
+    specs,
     verify,
 )
 from tests.api import docs
@@ -105,6 +107,12 @@ class Sidecar:
         async def publish(pubsub: str, topic: str, request: Request) -> Response:
             content_type = request.headers.get("content-type", "")
             self.published.append((pubsub, topic, content_type, json.loads(await request.body())))
+            return Response(status_code=204)
+
+        @app.post("/topics/{topic}")
+        async def plain(topic: str, request: Request) -> Response:
+            content_type = request.headers.get("content-type", "")
+            self.published.append(("", topic, content_type, json.loads(await request.body())))
             return Response(status_code=204)
 
         return app
@@ -351,6 +359,24 @@ async def test_callback_topics_reach_the_dapr_sidecar_as_cloudevents(
             assert {d["destination"] for d in listed} == {"runs", "audit"}
 
 
+async def test_without_dapr_callback_topics_go_to_their_configured_urls(
+    tmp_path: Path, action_registry: ActionRegistry
+) -> None:
+    sidecar = Sidecar()
+    async with serve(sidecar.app()) as base:
+        settings = fast(tmp_path, topic_urls={"runs": base + "/topics/runs"})
+        async with running(settings, action_registry) as api:
+            run = await start(api.http, callback_topics=["runs"])
+            await until(
+                lambda: (
+                    [e["type"] for *_, e in sidecar.published][-1:] == ["conveyor.run.completed"]
+                )
+            )
+            assert [e["type"] for *_, e in sidecar.published] == LIFECYCLE
+            assert {(p, t) for p, t, _, _ in sidecar.published} == {("", "runs")}
+            assert all(e["data"]["run_id"] == run["run_id"] for *_, e in sidecar.published)
+
+
 # ------------------------------------------------------------------ refused at start
 
 
@@ -414,6 +440,94 @@ async def test_bad_targets_are_refused_naming_the_field(
             assert path in paths, (extra, paths)
             assert SECRET not in response.text
         assert (await api.http.get("/runs")).json()["total"] == 0
+
+
+async def test_a_host_that_does_not_resolve_in_time_is_refused(
+    tmp_path: Path, action_registry: ActionRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A DNS server that never answers cannot run here: the resolver is made slow instead.
+    def slow_getaddrinfo(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(1.0)
+        raise socket.gaierror("no answer")
+
+    monkeypatch.setattr(specs, "_RESOLVE_TIMEOUT_SECONDS", 0.1)
+    monkeypatch.setattr(socket, "getaddrinfo", slow_getaddrinfo)
+    settings = Settings(db_path=tmp_path / "conveyor.db")
+    async with running(settings, action_registry) as api:
+        hook = {"url": "https://hooks.example.com/x", "secret": SECRET}
+        response = await api.http.post(
+            "/runs", json={"pipeline": docs.greeting(), "webhooks": [hook]}
+        )
+        assert response.status_code == 400
+        field = response.json()["error"]["fields"][0]
+        assert field == {
+            "path": "webhooks[0].url",
+            "message": "its host name did not resolve in time",
+        }
+
+
+async def test_a_service_without_publishing_refuses_targets(
+    tmp_path: Path, action_registry: ActionRegistry
+) -> None:
+    settings = fast(tmp_path)
+    service = Service.create(settings, registry=action_registry)
+    vars(service).pop("publishing")  # As a service put together without `install`.
+    async with serve(create_app(service)) as url:
+        token = create_key(service.store, "alice", "write")[1]
+        async with client_for(url, token) as http:
+            hook = {"url": "http://127.0.0.1:9/hook", "secret": SECRET}
+            response = await http.post(
+                "/runs", json={"pipeline": docs.greeting(), "webhooks": [hook]}
+            )
+            assert response.status_code == 400
+            assert "does not publish" in response.json()["error"]["message"]
+            assert (await http.post("/runs", json={"pipeline": docs.greeting()})).status_code == 201
+
+
+async def test_a_url_refused_when_sent_fails_at_once(
+    tmp_path: Path, action_registry: ActionRegistry
+) -> None:
+    receiver = Receiver(down=True)
+    async with serve(receiver.app()) as hook_url:
+        hook = {"url": hook_url + "/hook", "secret": SECRET}
+        async with running(fast(tmp_path, publish_max_attempts=100), action_registry) as api:
+            run = await start(api.http, webhooks=[hook])
+            await until(lambda: receiver.requests >= 1)
+        # Restarted with the default policy: loopback is refused now, on the next attempt.
+        strict = fast(tmp_path, allow_private_networks=False, publish_max_attempts=100)
+        async with running(strict, action_registry) as api:
+            listed: list[dict[str, Any]] = []
+
+            async def settled() -> bool:
+                nonlocal listed
+                listed = await deliveries(api.http, run["run_id"])
+                return len(listed) == 6 and all(d["status"] == "failed" for d in listed)
+
+            async with asyncio.timeout(WAIT):
+                while not await settled():  # noqa: ASYNC110 - read over HTTP
+                    await asyncio.sleep(0.05)
+            assert all("loopback" in d["last_error"] for d in listed)
+            assert [d["attempts"] for d in listed[1:]] == [1] * 5
+        assert receiver.messages == []
+
+
+def test_the_publishing_package_exports_exactly_these_names() -> None:
+    assert conveyor.publishing.__all__ == [
+        "DELIVERY_HEADER",
+        "EVENT_HEADER",
+        "EVENT_TYPES",
+        "SIGNATURE_HEADER",
+        "TIMESTAMP_HEADER",
+        "CallbackTopic",
+        "Dispatcher",
+        "WebhookSpec",
+        "backoff_seconds",
+        "check_targets",
+        "cloud_event",
+        "lifecycle_message",
+        "sign",
+        "verify",
+    ]
 
 
 # ------------------------------------------------------------------ reading deliveries
