@@ -180,7 +180,7 @@ async def test_a_batch_answers_a_receipt_each(anon: httpx.AsyncClient) -> None:
 async def test_dapr_subscription_and_delivery(
     anon: httpx.AsyncClient, http: httpx.AsyncClient, service: Service
 ) -> None:
-    subscriptions = await anon.get("/dapr/subscribe")
+    subscriptions = await anon.get("/dapr/subscribe", headers={"dapr-api-token": EVENTS_TOKEN})
     assert subscriptions.status_code == 200
     topic = service.settings.callback_topic
     assert subscriptions.json() == [
@@ -237,6 +237,7 @@ async def test_dapr_unknown_topic_and_missing_token(anon: httpx.AsyncClient) -> 
     assert unknown.json()["error"]["type"] == "not_found"
     no_token = await anon.post("/dapr/events/conveyor-events", json={"workflow_id": "x"})
     assert no_token.status_code == 401
+    assert (await anon.get("/dapr/subscribe")).status_code == 401
 
 
 # ------------------------------------------------------------------ routing semantics
@@ -329,6 +330,8 @@ async def test_events_need_the_token_or_a_write_key(
     weak = await anon.post("/events", json=event, headers={"Authorization": f"Bearer {reader}"})
     assert weak.status_code == 403
     writer = make_key("someone", "write")
+    mixed = {"Authorization": f"Bearer {writer}", "dapr-api-token": "wrong"}
+    assert (await anon.post("/events", json=event, headers=mixed)).status_code == 401
     for headers in (
         {"Authorization": f"Bearer {writer}"},
         {"Authorization": f"Bearer {EVENTS_TOKEN}"},

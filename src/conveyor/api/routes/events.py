@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 import structlog
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from conveyor.api.deps import LOCAL_OWNER, Admin, Principal, ServiceDep
@@ -48,50 +48,61 @@ LOST: tuple[StoredStatus, ...] = ("unroutable", "expired")
 _bearer = HTTPBearer(
     auto_error=False,
     scheme_name="EventsToken",
-    description="The events token, or an API key with the `write` scope.",
+    description="The events token, or an API key with the `write` scope. A Dapr sidecar may "
+    "send the events token in its `dapr-api-token` header instead.",
 )
-_dapr_token = APIKeyHeader(
-    name="dapr-api-token",
-    auto_error=False,
-    scheme_name="DaprApiToken",
-    description="The events token, as a Dapr sidecar sends it (its APP_API_TOKEN).",
-)
+DAPR_TOKEN_HEADER = "dapr-api-token"
+"""Where a Dapr sidecar sends its APP_API_TOKEN; read from the request rather than declared as
+a second security scheme, which would document either credential as enough on its own even
+when the other one sent is wrong."""
 
 
 async def events_sender(
     service: ServiceDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    dapr_token: Annotated[str | None, Depends(_dapr_token)],
+    request: Request,
 ) -> Principal:
     """Authenticate a sender of events: the events token, or an API key of `write` scope.
 
+    Every credential sent must be right: a wrong ``dapr-api-token`` next to a good key is
+    refused, so a misconfigured sidecar is found at once rather than hidden.
+
     Raises (as answers):
-        401: no credential, or none that is the events token or a known key.
+        401: no credential, or one that is neither the events token nor a known key.
         403: an API key whose scope is weaker than `write`.
     """
     if not service.auth.enabled:
         return Principal(owner=LOCAL_OWNER, scope="admin")
-    if dapr_token is not None and service.auth.events_token_matches(dapr_token):
+    principal: Principal | None = None
+    dapr_token = request.headers.get(DAPR_TOKEN_HEADER)
+    if dapr_token is not None:
+        if not service.auth.events_token_matches(dapr_token):
+            raise _unauthorized("the dapr-api-token header is not the events token")
+        principal = Principal(owner=EVENTS_PRINCIPAL, scope="write")
+    if credentials is not None:
+        principal = _bearer_principal(service, credentials.credentials)
+    if principal is None:
+        raise _unauthorized(
+            "send the events token (Authorization: Bearer <token>, or dapr-api-token) "
+            "or an API key with the 'write' scope"
+        )
+    return principal
+
+
+def _bearer_principal(service: Service, token: str) -> Principal:
+    if service.auth.events_token_matches(token):
         return Principal(owner=EVENTS_PRINCIPAL, scope="write")
-    if credentials is not None and credentials.scheme.lower() == "bearer":
-        token = credentials.credentials
-        if service.auth.events_token_matches(token):
-            return Principal(owner=EVENTS_PRINCIPAL, scope="write")
-        key = authenticate(service.store, token)
-        if key is not None:
-            principal = Principal(owner=key.owner, scope=key.scope, key_id=key.id)
-            if not principal.allows("write"):
-                raise ApiError(
-                    403, "forbidden", "sending events needs a key with the 'write' scope"
-                )
-            return principal
-    raise ApiError(
-        401,
-        "unauthorized",
-        "send the events token (Authorization: Bearer <token>, or dapr-api-token) "
-        "or an API key with the 'write' scope",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
+    key = authenticate(service.store, token)
+    if key is None:
+        raise _unauthorized("the bearer token is neither the events token nor a known API key")
+    principal = Principal(owner=key.owner, scope=key.scope, key_id=key.id)
+    if not principal.allows("write"):
+        raise ApiError(403, "forbidden", "sending events needs a key with the 'write' scope")
+    return principal
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
 Sender = Annotated[Principal, Depends(events_sender)]
@@ -191,10 +202,13 @@ class DaprAnswer(BaseModel):
     "/dapr/subscribe",
     response_model=list[Subscription],
     summary="Dapr programmatic subscription",
-    responses=responses(422),
+    responses=responses(401, 403, 422),
 )
-async def dapr_subscribe(service: ServiceDep) -> list[Subscription]:
-    """The callback topic, for a Dapr sidecar reading this app's subscriptions at start."""
+async def dapr_subscribe(service: ServiceDep, sender: Sender) -> list[Subscription]:
+    """The callback topic, for a Dapr sidecar reading this app's subscriptions at start.
+
+    It takes the same credentials as the deliveries: a sidecar sends its token with both.
+    """
     topic = service.settings.callback_topic
     return [
         Subscription(
