@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_CORRELATION_PATHS = (
@@ -88,6 +88,15 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     temporal_task_queue_prefix: str = "conveyor"
+
+    @model_validator(mode="after")
+    def _temporal_installed(self) -> Settings:
+        # Said when the setting is read, not at the first connect: the fix is an install.
+        if self.backend == "temporal":
+            from conveyor.backends.temporal import require_temporal
+
+            require_temporal()
+        return self
 
     def queue_capacity(self, queue: str) -> int:
         """How many steps of `queue` may run at once."""

@@ -59,8 +59,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class WorkerProcess:
     """A `conveyor worker` process, its output in a file, its /health on a known port."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.health_port = _free_port()
+    def __init__(
+        self, args: list[str], env: dict[str, str], log: Path, health_port: int | None = None
+    ) -> None:
+        self.health_port = health_port or _free_port()
         self.log = log
         self._out = log.open("wb")
         self.process = subprocess.Popen(
@@ -131,8 +133,9 @@ def spawn(site: Path, temporal_settings: Settings, tmp_path: Path) -> Iterator[A
     }
     started: list[WorkerProcess] = []
 
-    def start(*args: str) -> WorkerProcess:
-        worker = WorkerProcess(list(args), env, tmp_path / f"worker-{len(started)}.log")
+    def start(*args: str, health_port: int | None = None) -> WorkerProcess:
+        log = tmp_path / f"worker-{len(started)}.log"
+        worker = WorkerProcess(list(args), env, log, health_port)
         started.append(worker)
         return worker
 
@@ -242,3 +245,18 @@ def test_an_unknown_namespace_is_one_line_and_exit_1(spawn: Any, temporal_server
         f"error: namespace 'no-such-namespace' does not exist on {temporal_server}"
     )
     assert "Traceback" not in output
+
+
+def test_a_taken_health_port_is_one_line_and_exit_1(spawn: Any) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        worker = spawn(health_port=port)
+        assert worker.wait() == 1
+    assert (
+        worker.output()
+        .strip()
+        .splitlines()[-1]
+        .startswith(f"error: cannot serve /health on 127.0.0.1:{port}: ")
+    )

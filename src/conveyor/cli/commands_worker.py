@@ -21,7 +21,7 @@ import typer
 from rich.text import Text
 
 from conveyor.cli.app import app
-from conveyor.cli.common import configure_logging, fail, settings_for, stderr, warning
+from conveyor.cli.common import configure_logging, settings_for, stderr, warning
 from conveyor.config import Settings
 from conveyor.errors import ConfigurationError
 
@@ -111,7 +111,8 @@ def worker_command(
     try:
         require_temporal()
     except ConfigurationError as exc:
-        fail(str(exc))
+        _error_line(str(exc))
+        raise typer.Exit(1) from None
     settings = settings_for(None)
     updates: dict[str, Any] = {"backend": "temporal"}
     if address is not None:
@@ -205,9 +206,9 @@ async def _run(
             CONNECT_TIMEOUT,
         )
     except TimeoutError:
-        _unreachable(f"cannot reach Temporal at {target}: no answer within {CONNECT_TIMEOUT:g}s")
+        _exit_with(f"cannot reach Temporal at {target}: no answer within {CONNECT_TIMEOUT:g}s")
     except Exception as exc:  # noqa: BLE001 - any connect failure is the same message
-        _unreachable(f"cannot connect to Temporal at {target}: {_connect_reason(exc)}")
+        _exit_with(f"cannot connect to Temporal at {target}: {_connect_reason(exc)}")
     await _check_namespace(client, settings)
     counter = ActivityCounter()
     workers = build_workers(client, registry, settings, options, counter=counter)
@@ -230,7 +231,7 @@ async def _run(
         try:
             await health.start()
         except OSError as exc:
-            fail(f"cannot serve /health on {health_host}:{health_port}: {exc.strerror}")
+            _exit_with(f"cannot serve /health on {health_host}:{health_port}: {exc.strerror}")
         _say("health", f"http://{health_host}:{health.port}/health")
     stop = asyncio.Event()
 
@@ -251,7 +252,7 @@ async def _run(
     try:
         await run_workers(workers, stop)
     except Exception as exc:  # noqa: BLE001 - a worker's fatal error, as one line
-        _unreachable(f"the worker stopped: {_connect_reason(exc)}")
+        _exit_with(f"the worker stopped: {_connect_reason(exc)}")
     finally:
         if health is not None:
             await health.stop()
@@ -269,20 +270,25 @@ async def _check_namespace(client: Any, settings: Settings) -> None:
         await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=name))
     except RPCError as exc:
         if exc.status is RPCStatusCode.NOT_FOUND:
-            _unreachable(f"namespace {name!r} does not exist on {settings.temporal_address}")
-        _unreachable(f"cannot use namespace {name!r}: {exc.message}")
+            _exit_with(f"namespace {name!r} does not exist on {settings.temporal_address}")
+        _exit_with(f"cannot use namespace {name!r}: {exc.message}")
 
 
-def _unreachable(message: str) -> NoReturn:
-    """Say why the cluster cannot be used, on one line, and exit 1 at once.
+def _exit_with(message: str) -> NoReturn:
+    """Say why the worker cannot run, on one line, and exit 1 at once.
 
     At once: after a failed connect, the Temporal core's threads can still call into Python
     while the interpreter finalizes, which aborts the process (exit 134) instead of exiting 1.
     """
-    stderr.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
+    _error_line(message)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(1)
+
+
+def _error_line(message: str) -> None:
+    # Unwrapped, so the message stays one line (and greppable) in a narrow log or terminal.
+    stderr.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
 
 
 def _connect_reason(exc: BaseException) -> str:
