@@ -247,6 +247,31 @@ async def test_failed_run_publishes_the_step_failure_and_the_run_failure(
         assert receiver.messages[-1]["type"] == "conveyor.run.failed"
 
 
+async def test_a_retry_publishes_where_its_run_did(
+    tmp_path: Path, action_registry: ActionRegistry
+) -> None:
+    receiver = Receiver()
+    async with serve(receiver.app()) as hook_url, running(fast(tmp_path), action_registry) as api:
+        hook = {"url": hook_url + "/hook", "secret": SECRET}
+        first = (
+            await api.http.post("/runs", json={"pipeline": docs.failing(), "webhooks": [hook]})
+        ).json()
+        await until(lambda: "conveyor.run.failed" in receiver.types())
+        retried = await api.http.post(f"/runs/{first['run_id']}/retry")
+        assert retried.status_code == 201
+        second = retried.json()["run_id"]
+        await until(
+            lambda: any(
+                m["run_id"] == second and m["type"] == "conveyor.run.failed"
+                for m in receiver.messages
+            )
+        )
+        theirs = [m for m in receiver.messages if m["run_id"] == second]
+        assert theirs[0]["type"] == "conveyor.run.started"
+        assert theirs[-1]["type"] == "conveyor.run.failed"
+        assert len(await deliveries(api.http, second)) == len(theirs)
+
+
 async def test_a_receiver_failing_twice_gets_the_message_on_the_third_attempt(
     tmp_path: Path, action_registry: ActionRegistry
 ) -> None:

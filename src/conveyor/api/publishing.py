@@ -3,7 +3,7 @@ a run's start request goes through.
 
 `install(service)` makes the service's `Dispatcher` and registers it to start and stop with
 the service. `check_start` refuses (400, naming each field) targets that cannot work;
-`attach` records a started run's targets.
+`attach` records a started run's targets, and `inherit` gives a retry its run's.
 """
 
 from __future__ import annotations
@@ -62,3 +62,10 @@ def attach(service: Service, run_id: str, topics: list[str], webhooks: list[Webh
     dispatcher = dispatcher_of(service)
     if dispatcher is not None and (topics or webhooks):
         dispatcher.attach(run_id, topics, webhooks)
+
+
+def inherit(service: Service, run_id: str, from_run_id: str) -> None:
+    """Publish the lifecycle of `run_id`, a retry of `from_run_id`, where the first one's went."""
+    dispatcher = dispatcher_of(service)
+    if dispatcher is not None:
+        dispatcher.inherit(run_id, from_run_id)

@@ -151,6 +151,27 @@ class Dispatcher:
         self._dirty.add(run_id)
         self._pump_wake.set()
 
+    def inherit(self, run_id: str, from_run_id: str) -> None:
+        """Publish `run_id`'s lifecycle where `from_run_id`'s goes (a retry's, its run's)."""
+        targets = [
+            Target(
+                uuid.uuid4().hex,
+                run_id,
+                target.position,
+                target.kind,
+                target.address,
+                target.secret,
+                target.events,
+            )
+            for target in self.outbox.targets_of(from_run_id)
+        ]
+        if not targets:
+            return
+        self.outbox.add_targets(targets, self._clock())
+        self._watching.add(run_id)
+        self._dirty.add(run_id)
+        self._pump_wake.set()
+
     def _on_events(self, events: list[RunEvent]) -> None:
         # Called by the engine after a commit: keep it to a set lookup.
         if events and events[0].run_id in self._watching:

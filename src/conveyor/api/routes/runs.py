@@ -224,6 +224,7 @@ async def retry_run(run_id: str, service: ServiceDep, principal: Writer) -> RunV
     """Start a new run of a failed, cancelled or timed-out run; completed steps are kept."""
     _visible(service, principal, run_id)
     new_id = await service.backend.retry(run_id)
+    publishing.inherit(service, new_id, run_id)
     return public_view(service.backend.view(new_id))
 
 
