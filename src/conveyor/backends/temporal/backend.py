@@ -225,6 +225,8 @@ class TemporalBackend:
         """Cancel the run through Temporal cancellation; cleanups run before it closes."""
         handle = self._handle(run_id)
         try:
+            # Signals and the cancel request reach the workflow in the order they were sent.
+            await handle.signal(names.SIGNAL_CANCEL_REASON, reason)
             await handle.cancel()
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:

@@ -14,6 +14,7 @@ SUBSCRIBE_ACTIVITY = "conveyor.subscribe"
 
 SIGNAL_DELIVER = "deliver"
 SIGNAL_PROGRESS = "progress"
+SIGNAL_CANCEL_REASON = "cancel_reason"
 SIGNAL_EVENT = "event"
 SIGNAL_SUBSCRIBE = "subscribe"
 SIGNAL_UNSUBSCRIBE = "unsubscribe"

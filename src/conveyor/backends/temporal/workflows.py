@@ -74,6 +74,7 @@ class RunWorkflow:
         self._side: list[asyncio.Task[None]] = []
         self._deliveries: dict[UnitKey, deque[dict[str, Any]]] = {}
         self._timeline: list[dict[str, Any]] = []
+        self._cancel_reason = "cancelled"
 
     # ------------------------------------------------------------ run
 
@@ -102,7 +103,7 @@ class RunWorkflow:
                 while self._inbox and not state.status.is_terminal:
                     self._apply(self._inbox.popleft())
         except asyncio.CancelledError:
-            self._apply(CancelRun("cancelled"))
+            self._apply(CancelRun(self._cancel_reason))
             await self._finish_side_work()
             self._keep_view()
             raise
@@ -149,6 +150,11 @@ class RunWorkflow:
             self._side_task(self._decide(key, line))
         else:
             line.append(delivery)
+
+    @workflow.signal(name=names.SIGNAL_CANCEL_REASON)
+    def cancel_reason(self, reason: str) -> None:
+        """Why the cancellation that follows was asked for (Temporal's own carries no reason)."""
+        self._cancel_reason = reason
 
     @workflow.signal(name=names.SIGNAL_PROGRESS)
     def progress(self, report: dict[str, Any]) -> None:
