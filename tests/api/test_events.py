@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -238,6 +239,32 @@ async def test_dapr_unknown_topic_and_missing_token(anon: httpx.AsyncClient) -> 
     no_token = await anon.post("/dapr/events/conveyor-events", json={"workflow_id": "x"})
     assert no_token.status_code == 401
     assert (await anon.get("/dapr/subscribe")).status_code == 401
+
+
+async def test_a_locked_database_answers_503_and_dapr_retry(
+    anon: httpx.AsyncClient, service: Service
+) -> None:
+    # Wait 0.1 s for the lock instead of the store's 10 s, so the test stays short.
+    service.backend.store.db.execute("PRAGMA busy_timeout=100")
+    holder = sqlite3.connect(service.settings.db_path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # Another process writing, as far as SQLite knows.
+        plain = await _post(anon, {"workflow_id": "wf-locked"})
+        assert plain.status_code == 503
+        assert plain.headers["retry-after"] == "1"
+        assert plain.json()["error"]["type"] == "unavailable"
+        topic = service.settings.callback_topic
+        dapr = await anon.post(
+            f"/dapr/events/{topic}", json={"workflow_id": "wf-locked"}, headers=TOKEN
+        )
+        assert dapr.status_code == 200
+        assert dapr.json()["status"] == "RETRY"
+    finally:
+        holder.rollback()
+        holder.close()
+    again = await _post(anon, {"workflow_id": "wf-locked"})
+    assert again.status_code == 202
+    assert await _stored(service) == 1
 
 
 # ------------------------------------------------------------------ routing semantics

@@ -147,9 +147,18 @@ async def _accept(service: Service, request: Request) -> tuple[list[EventReceipt
     body = await request.body()
     events, batch = read_events(body, request.headers, service.settings.correlation_paths)
     receipts = []
-    for event in events:
-        receipt = await _send(service, event)
-        receipts.append(receipt)
+    try:
+        for event in events:
+            receipts.append(await _send(service, event))
+    except sqlite3.OperationalError as exc:
+        # The database is locked or out of space: nothing is wrong with the event itself.
+        log.warning("event_not_stored", error=str(exc))
+        raise ApiError(
+            503,
+            "unavailable",
+            "the event could not be stored now; send it again",
+            headers={"Retry-After": "1"},
+        ) from exc
     return receipts, batch
 
 
@@ -235,15 +244,16 @@ async def dapr_delivery(
         return error_response(404, "not_found", f"this service does not subscribe to {topic!r}")
     try:
         await _accept(service, request)
+    except EngineBusyError as exc:
+        return DaprAnswer(status="RETRY", message=str(exc))
     except ApiError as exc:
+        if exc.status_code == 503:
+            return DaprAnswer(status="RETRY", message=exc.message)
         if exc.status_code not in (400, 415, 422):
             raise
         detail = "; ".join(f"{f.path}: {f.message}" if f.path else f.message for f in exc.fields)
         log.warning("dapr_event_dropped", topic=topic, error=exc.message, fields=detail)
         return DaprAnswer(status="DROP", message=f"{exc.message}{': ' + detail if detail else ''}")
-    except (EngineBusyError, sqlite3.OperationalError) as exc:
-        log.warning("dapr_event_retry", topic=topic, error=str(exc))
-        return DaprAnswer(status="RETRY", message="the event could not be stored now")
     return DaprAnswer(status="SUCCESS")
 
 
