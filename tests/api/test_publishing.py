@@ -230,6 +230,18 @@ async def test_event_filter_sends_only_matching_types(
         assert len(await deliveries(api.http, run["run_id"])) == 2
 
 
+async def test_large_outputs_are_left_out(tmp_path: Path, action_registry: ActionRegistry) -> None:
+    receiver = Receiver()
+    settings = fast(tmp_path, publish_max_output_bytes=10)
+    async with serve(receiver.app()) as hook_url, running(settings, action_registry) as api:
+        hook = {"url": hook_url + "/hook", "secret": SECRET, "events": ["conveyor.*.completed"]}
+        await start(api.http, params={"who": "a long enough name"}, webhooks=[hook])
+        await until(lambda: "conveyor.run.completed" in receiver.types())
+        assert len(receiver.messages) == 3
+        for message in receiver.messages:
+            assert message["outputs"] is None and message["outputs_omitted"] is True
+
+
 async def test_failed_run_publishes_the_step_failure_and_the_run_failure(
     tmp_path: Path, action_registry: ActionRegistry
 ) -> None:

@@ -18,11 +18,11 @@ it is at most `Settings.publish_max_output_bytes` of JSON; a larger one is left 
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
+from conveyor.backends.local.store import dumps, loads
 from conveyor.runs import RunEvent
 
 RUN_TYPES = tuple(
@@ -95,9 +95,9 @@ def lifecycle_message(
         "error": event.error,
     }
     if kind in ("conveyor.step.completed", "conveyor.run.completed"):
-        encoded = json.dumps(outputs, default=str)
+        encoded = dumps(outputs)
         if len(encoded.encode()) <= max_output_bytes:
-            message["outputs"] = json.loads(encoded)
+            message["outputs"] = loads(encoded)
         else:
             message["outputs"] = None
             message["outputs_omitted"] = True

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
 
-from conveyor.backends.local.store import Store
+from conveyor.backends.local.store import Store, dumps
 from conveyor.publishing.specs import Target
 
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
@@ -147,7 +147,7 @@ class Outbox:
                         "run_id": run_id,
                         "event_seq": new.event_seq,
                         "type": new.type,
-                        "message": json.dumps(new.message, separators=(",", ":")),
+                        "message": dumps(new.message),
                         "created_at": now,
                     },
                 )
