@@ -218,6 +218,23 @@ async def test_a_runs_lifecycle_arrives_in_order_and_signed(
         assert SECRET not in raw
 
 
+async def test_starting_again_with_the_same_key_adds_no_targets(
+    tmp_path: Path, action_registry: ActionRegistry
+) -> None:
+    receiver = Receiver()
+    async with serve(receiver.app()) as hook_url, running(fast(tmp_path), action_registry) as api:
+        hook = {"url": hook_url + "/hook", "secret": SECRET}
+        run = await start(api.http, webhooks=[hook], idempotency_key="once")
+        await until(lambda: "conveyor.run.completed" in receiver.types())
+        body = {"pipeline": docs.greeting(), "webhooks": [hook, hook], "idempotency_key": "once"}
+        again = await api.http.post("/runs", json=body)
+        assert again.status_code == 200 and again.json()["run_id"] == run["run_id"]
+        # The replay recorded no target, so no second round of deliveries can follow.
+        assert len(Outbox(api.service.store).targets_of(run["run_id"])) == 1
+        assert receiver.types() == LIFECYCLE
+        assert len(await deliveries(api.http, run["run_id"])) == len(LIFECYCLE)
+
+
 async def test_event_filter_sends_only_matching_types(
     tmp_path: Path, action_registry: ActionRegistry
 ) -> None:

@@ -50,6 +50,7 @@ log = structlog.get_logger("conveyor.publishing")
 
 _PAGE = 500
 _GATHER_SECONDS = 0.01
+_RETRY_SECONDS = 1.0
 _FINAL_RUN_STATUSES = frozenset({"completed", "failed", "cancelled", "timed_out"})
 
 
@@ -126,9 +127,11 @@ class Dispatcher:
     def attach(self, run_id: str, topics: Sequence[str], webhooks: Sequence[WebhookSpec]) -> None:
         """Publish `run_id`'s lifecycle, from its start, to `topics` and `webhooks`.
 
-        Attaching again (the same idempotency key) adds nothing: targets are keyed by their
-        position in the request.
+        A run that has targets keeps them: starting again with the same idempotency key
+        answers the first run, and changes nothing of it.
         """
+        if self.outbox.targets_of(run_id):
+            return
         targets = [
             Target(uuid.uuid4().hex, run_id, i, "topic", topic) for i, topic in enumerate(topics)
         ]
@@ -190,9 +193,11 @@ class Dispatcher:
                 run_id = self._dirty.pop()
                 try:
                     more = await self._pump_run(run_id)
-                except Exception:  # Logged and tried again on the run's next change.
+                except Exception:  # The database may be busy for a moment: try again soon.
                     log.exception("publish_pump_failed", run_id=run_id)
-                    more = False
+                    self._dirty.add(run_id)
+                    await asyncio.sleep(_RETRY_SECONDS)
+                    continue
                 if more:
                     self._dirty.add(run_id)
                 await asyncio.sleep(0)  # Let the engine in between runs.
@@ -255,7 +260,7 @@ class Dispatcher:
                 delay = self._launch_due()
             except Exception:  # The database may be busy for a moment: try again soon.
                 log.exception("publish_send_failed")
-                delay = 1.0
+                delay = _RETRY_SECONDS
             try:
                 async with asyncio.timeout(delay):
                     await self._send_wake.wait()
