@@ -36,6 +36,7 @@ from conveyor.publishing import (
     specs,
     verify,
 )
+from conveyor.publishing.outbox import Outbox
 from tests.api import docs
 from tests.api.live import client_for, serve
 
