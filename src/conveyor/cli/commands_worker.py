@@ -27,7 +27,7 @@ from conveyor.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from conveyor.actions import ActionRegistry
-    from conveyor.backends.temporal.worker import WorkerOptions
+    from conveyor.backends.temporal.worker import ActivityCounter, WorkerOptions
 
 CONNECT_TIMEOUT = 15.0
 """How long to try a cluster before saying it cannot be reached."""
@@ -162,7 +162,7 @@ class _State:
     queues: list[str]
     task_queues: list[str] = field(default_factory=list)
     stopping: bool = False
-    counter: Any = None
+    counter: ActivityCounter | None = None
 
     def report(self) -> dict[str, Any]:
         return {
