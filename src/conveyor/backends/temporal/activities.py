@@ -177,7 +177,7 @@ class ConveyorActivities:
         await self.client.start_workflow(
             names.MAILBOX_WORKFLOW,
             {"correlation_id": data["correlation_id"], "ttl_seconds": data["ttl_seconds"]},
-            id=names.mailbox_id(data["correlation_id"]),
+            id=names.mailbox_id(data["prefix"], data["correlation_id"]),
             task_queue=data["task_queue"],
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             start_signal=names.SIGNAL_SUBSCRIBE,

@@ -7,7 +7,6 @@ Workers (`conveyor worker`) run the workflows and the actions; this class is the
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -127,9 +126,9 @@ class TemporalBackend:
         if report.errors:
             raise PipelineValidationError(report.errors)
         resolved = resolve_pipeline_params(pipeline, params or {})
+        prefix = self.settings.temporal_task_queue_prefix
         if idempotency_key is not None:
-            digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
-            run_id = f"{names.RUN_ID_PREFIX}key-{digest}"
+            run_id = names.keyed_run_id(prefix, idempotency_key)
         else:
             run_id = f"{names.RUN_ID_PREFIX}{uuid.uuid4().hex}"
         metas = {
@@ -348,7 +347,12 @@ class TemporalBackend:
             event = event_from_body(event, paths=self.settings.correlation_paths)
         payload = event.model_dump(mode="json")
         correlation = event.correlation_id
-        mailbox = names.mailbox_id(correlation) if correlation else names.UNROUTABLE_MAILBOX
+        prefix = self.settings.temporal_task_queue_prefix
+        mailbox = (
+            names.mailbox_id(prefix, correlation)
+            if correlation
+            else names.unroutable_mailbox(prefix)
+        )
         await self.client.start_workflow(
             names.MAILBOX_WORKFLOW,
             {
@@ -369,7 +373,9 @@ class TemporalBackend:
 
     async def pending_events(self, correlation_id: str) -> list[dict[str, Any]]:
         """Events kept for a correlation id nobody waits on yet."""
-        handle = self.client.get_workflow_handle(names.mailbox_id(correlation_id))
+        handle = self.client.get_workflow_handle(
+            names.mailbox_id(self.settings.temporal_task_queue_prefix, correlation_id)
+        )
         try:
             pending: list[dict[str, Any]] = await handle.query(names.QUERY_PENDING)
         except RPCError:

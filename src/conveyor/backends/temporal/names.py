@@ -23,7 +23,6 @@ QUERY_TIMELINE = "timeline"
 QUERY_PENDING = "pending"
 
 RUN_ID_PREFIX = "conveyor-run-"
-UNROUTABLE_MAILBOX = "conveyor-unroutable"
 
 
 def workflow_queue(prefix: str) -> str:
@@ -36,10 +35,26 @@ def activity_queue(prefix: str, queue: str) -> str:
     return f"{prefix}-{queue}"
 
 
-def mailbox_id(correlation_id: str) -> str:
-    """The id of the mailbox workflow of a correlation id (hashed: ids may be any text)."""
-    digest = hashlib.sha256(correlation_id.encode()).hexdigest()[:40]
+def mailbox_id(prefix: str, correlation_id: str) -> str:
+    """The id of the mailbox workflow of a correlation id in the deployment of `prefix`.
+
+    Workflow ids are unique per namespace, not per task queue: without the prefix, two
+    deployments sharing a namespace would share mailboxes, and one whose workers are gone
+    would swallow the other's events. Hashed, since correlation ids may be any text.
+    """
+    digest = hashlib.sha256(f"{prefix}\0{correlation_id}".encode()).hexdigest()[:40]
     return f"conveyor-mailbox-{digest}"
+
+
+def unroutable_mailbox(prefix: str) -> str:
+    """The mailbox that keeps the deployment's events with no correlation id."""
+    return f"conveyor-unroutable-{prefix}"
+
+
+def keyed_run_id(prefix: str, idempotency_key: str) -> str:
+    """The run id an idempotency key stands for in the deployment of `prefix`."""
+    digest = hashlib.sha256(f"{prefix}\0{idempotency_key}".encode()).hexdigest()[:32]
+    return f"{RUN_ID_PREFIX}key-{digest}"
 
 
 def run_workflow_id(run_id: str) -> str:

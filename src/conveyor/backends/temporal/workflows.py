@@ -373,13 +373,16 @@ class RunWorkflow:
                 "index": command.index,
                 "attempt": command.attempt,
                 "ttl_seconds": self._data.get("event_ttl_seconds", 86400),
+                "prefix": self._data["prefix"],
                 "task_queue": workflow.info().task_queue,
             },
             start_to_close_timeout=timedelta(seconds=30),
         )
 
     async def _unsubscribe(self, command: Unwatch) -> None:
-        handle = workflow.get_external_workflow_handle(names.mailbox_id(command.correlation_id))
+        handle = workflow.get_external_workflow_handle(
+            names.mailbox_id(self._data["prefix"], command.correlation_id)
+        )
         try:
             await handle.signal(
                 names.SIGNAL_UNSUBSCRIBE,

@@ -1,0 +1,89 @@
+"""What only the Temporal backend has to get right: closed runs read without workers, and
+deployments sharing a namespace that must not take each other's events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from temporalio.client import Client as TemporalClient
+
+from conveyor.actions import ActionRegistry, StepStatus
+from conveyor.backends.temporal.backend import TemporalBackend
+from conveyor.backends.temporal.worker import WorkerOptions, build_workers, run_workers
+from conveyor.client import Client
+from conveyor.config import Settings
+from conveyor.engine import RunStatus
+from tests.temporal.conftest import HEARTBEAT_SECONDS
+from tests.temporal.scenario import WAIT, echo, pipeline, unique, until, waiting
+
+
+@asynccontextmanager
+async def workers(settings: Settings, registry: ActionRegistry) -> AsyncIterator[None]:
+    """Every worker of `settings`' task-queue prefix, in this process, for the block."""
+    client = await TemporalClient.connect(settings.temporal_address)
+    built = build_workers(client, registry, settings, WorkerOptions(graceful_shutdown_seconds=1))
+    stop = asyncio.Event()
+    running = asyncio.create_task(run_workers(built, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 30)
+
+
+def deployment(settings: Settings) -> Settings:
+    """The same server under another task-queue prefix: another deployment."""
+    return settings.model_copy(
+        update={"temporal_task_queue_prefix": f"test-{uuid.uuid4().hex[:12]}"}
+    )
+
+
+async def test_closed_runs_are_read_with_no_worker_running(
+    temporal_settings: Settings,
+    temporal_registry: ActionRegistry,
+    temporal_client: Client,
+) -> None:
+    async with workers(temporal_settings, temporal_registry):
+        done = await temporal_client.start(pipeline(echo(1, id="a"), outputs={"v": "{{ 2 }}"}))
+        failed = await temporal_client.start(pipeline({"id": "bad", "action": "flaky"}))
+        cancelled = await temporal_client.start(pipeline(waiting(unique("closed"))))
+        await until(temporal_client, cancelled, lambda r: r.step("wait").status.value == "waiting")
+        await temporal_client.cancel(cancelled, "stop")
+        for run_id in (done, failed):
+            await temporal_client.wait(run_id, timeout=WAIT)
+    # No worker polls this prefix now: only the cluster can answer.
+    run = await temporal_client.get(done)
+    assert run.status is RunStatus.COMPLETED and run.outputs == {"v": 2}
+    run = await temporal_client.get(failed)
+    assert run.status is RunStatus.FAILED
+    assert run.step("bad").error == "ValueError: boom on attempt 1"
+    run = await temporal_client.get(cancelled)
+    assert run.status is RunStatus.CANCELLED and run.error == "stop"
+    assert (await temporal_client.wait(done, timeout=5)).status is RunStatus.COMPLETED
+
+
+async def test_deployments_sharing_a_namespace_keep_their_events_apart(
+    temporal_settings: Settings, temporal_registry: ActionRegistry
+) -> None:
+    cid = unique("deployments")
+    first, second = temporal_settings, deployment(temporal_settings)
+    async with (
+        TemporalBackend(temporal_registry, first, heartbeat_seconds=HEARTBEAT_SECONDS) as old,
+        TemporalBackend(temporal_registry, second, heartbeat_seconds=HEARTBEAT_SECONDS) as new,
+    ):
+        old_client, new_client = Client(old), Client(new)
+        async with workers(first, temporal_registry):
+            stale = await old_client.start(pipeline(waiting(cid)))
+            await until(old_client, stale, lambda r: r.step("wait").status is StepStatus.WAITING)
+        # The first deployment's workers are gone, its run still waits on the same id.
+        async with workers(second, temporal_registry):
+            run_id = await new_client.start(pipeline(waiting(cid)))
+            await until(new_client, run_id, lambda r: r.step("wait").status is StepStatus.WAITING)
+            await new_client.send_event({"workflow_id": cid, "status": "COMPLETED", "result": 1})
+            run = await new_client.wait(run_id, timeout=WAIT)
+        assert run.status is RunStatus.COMPLETED
+        assert run.step("wait").outputs == {"started": True, "result": 1}
