@@ -310,3 +310,14 @@ async def test_list_actions_refuses_bad_paging(
 ) -> None:
     with pytest.raises(ValueError, match=message.replace("[", r"\[")):
         await local_client.list_actions(**kwargs)  # type: ignore[arg-type]
+
+
+def test_every_temporal_execution_status_has_an_action_status() -> None:
+    from temporalio.client import WorkflowExecutionStatus
+
+    from conveyor.client import _TEMPORAL_ACTION_STATUS
+
+    assert {status.name for status in WorkflowExecutionStatus} <= set(_TEMPORAL_ACTION_STATUS)
+    assert _TEMPORAL_ACTION_STATUS["TERMINATED"] is ActionStatus.TERMINATED
+    assert _TEMPORAL_ACTION_STATUS["TIMED_OUT"] is ActionStatus.TIMED_OUT
+    assert _TEMPORAL_ACTION_STATUS["CONTINUED_AS_NEW"] is ActionStatus.RUNNING
