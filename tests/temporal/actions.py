@@ -36,6 +36,15 @@ def note(path: str | None, line: str) -> None:
             out.write(line + "\n")
 
 
+def first_time(path: str) -> bool:
+    """Whether the file at `path` did not exist yet (it does now)."""
+    try:
+        Path(path).touch(exist_ok=False)
+    except FileExistsError:
+        return False
+    return True
+
+
 def lines(path: Path) -> list[str]:
     """The lines noted in `path` so far."""
     return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
@@ -141,9 +150,33 @@ class GrindOnceAction:
     executor_class = GrindExecutor
 
 
+class FailsFirstExecutor(BaseActionExecutor):
+    """Fails the first time it runs for a `marker` file (creating it), succeeds after."""
+
+    async def execute(self, context: ActionContext) -> ActionResult:
+        if first_time(str(context.params["marker"])):
+            return ActionResult(success=False, error="failing the first time")
+        return ActionResult(success=True, outputs={"attempt": context.attempt})
+
+
+FAILS_FIRST = _meta("fails_first", [ParamDefinition(name="marker", required=True)])
+
+
+@register_action(FAILS_FIRST)
+class FailsFirstAction:
+    meta = FAILS_FIRST
+    executor_class = FailsFirstExecutor
+
+
 def registry() -> ActionRegistry:
     """The built-in actions, the engine suite's test actions and these."""
     reg = ActionRegistry.default()
-    for action in (*engine_actions.registry(), HoldAction, GrindAction, GrindOnceAction):
+    for action in (
+        *engine_actions.registry(),
+        HoldAction,
+        GrindAction,
+        GrindOnceAction,
+        FailsFirstAction,
+    ):
         reg.add(action)
     return reg

@@ -278,7 +278,10 @@ class TemporalBackend:
         try:
             entries = await self._handle(run_id).query(names.QUERY_TIMELINE)
         except RPCError as exc:
-            raise RunNotFoundError(run_id) from exc
+            # Only a missing run is "not found"; no worker to answer is another problem.
+            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                raise RunNotFoundError(run_id) from exc
+            raise
         chosen = [e for e in entries if e["seq"] > after][:limit]
         return [_timeline_event(run_id, entry) for entry in chosen]
 
