@@ -31,7 +31,7 @@ from conveyor.api.service import Service
 from conveyor.backends.local.eventlog import StoredEvent
 from conveyor.backends.local.sql import Q
 from conveyor.errors import EngineBusyError
-from conveyor.events import Event, EventReceipt
+from conveyor.events import EventReceipt
 from conveyor.runs import as_datetime
 
 log = structlog.get_logger("conveyor.api.events")
@@ -146,10 +146,9 @@ async def _accept(service: Service, request: Request) -> tuple[list[EventReceipt
     """Read, store and route the request's events; every one is checked before any is kept."""
     body = await request.body()
     events, batch = read_events(body, request.headers, service.settings.correlation_paths)
-    receipts = []
     try:
-        for event in events:
-            receipts.append(await _send(service, event))
+        # One commit for the whole request: a batch costs little more than one event.
+        receipts = await service.backend.send_events(events)
     except sqlite3.OperationalError as exc:
         # The database is locked or out of space: nothing is wrong with the event itself.
         log.warning("event_not_stored", error=str(exc))
@@ -159,13 +158,9 @@ async def _accept(service: Service, request: Request) -> tuple[list[EventReceipt
             "the event could not be stored now; send it again",
             headers={"Retry-After": "1"},
         ) from exc
+    for receipt in receipts:
+        service.metrics.count_event(receipt.status.value)
     return receipts, batch
-
-
-async def _send(service: Service, event: Event) -> EventReceipt:
-    receipt = await service.backend.send_event(event)
-    service.metrics.count_event(receipt.status.value)
-    return receipt
 
 
 @router.post(

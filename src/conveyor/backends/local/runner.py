@@ -7,7 +7,7 @@ beyond it waits in the queue's line. Results go back to the engine as state mach
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,12 +83,20 @@ class Runner:
         self._running: dict[UnitKey, _Running] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._unit_locks: dict[UnitKey, asyncio.Lock] = {}
+        # Units of each run executing or in a line: `busy()` is asked after every transition,
+        # and scanning every unit in flight made it cost as much as the transition itself.
+        self._in_flight: Counter[str] = Counter()
 
     def busy(self, run_id: str) -> bool:
         """Whether anything of the run is executing or in a queue's line."""
-        if any(key[0] == run_id for key in self._running):
-            return True
-        return any(item[0] == run_id for q in self._queues.values() for item in q.line)
+        return self._in_flight[run_id] > 0
+
+    def _landed(self, run_id: str) -> None:
+        left = self._in_flight[run_id] - 1
+        if left > 0:
+            self._in_flight[run_id] = left
+        else:
+            del self._in_flight[run_id]
 
     def queue_depths(self) -> dict[str, tuple[int, int]]:
         """(running, waiting in line) per queue."""
@@ -104,6 +112,7 @@ class Runner:
         step_outputs: Mapping[str, Any],
     ) -> None:
         """Run `execute()` for the unit as soon as its queue has room."""
+        self._in_flight[run_id] += 1
         queue = self._queue(command.queue)
         if queue.running < queue.capacity:
             self._launch(queue, run_id, command, pipeline_params, step_outputs)
@@ -185,6 +194,7 @@ class Runner:
             message = self._failure(command, f"{type(exc).__name__}: {exc}")
         finally:
             self._running.pop(key, None)
+            self._landed(run_id)
             queue.running -= 1
             while queue.line and queue.running < queue.capacity:
                 self._launch(queue, *queue.line.popleft())
@@ -243,6 +253,7 @@ class Runner:
             for item in list(queue.line):
                 if item[0] == run_id and (item[1].step_id, item[1].index) == key[1:]:
                     queue.line.remove(item)
+                    self._landed(run_id)
                     return
         context = self._context(run_id, command, pipeline_params, step_outputs)
         try:
@@ -350,3 +361,4 @@ class Runner:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._running.clear()
+        self._in_flight.clear()

@@ -17,7 +17,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ from conveyor.engine import (
     transition,
 )
 from conveyor.errors import RunNotFoundError, RunStateError
-from conveyor.events import Event, EventReceipt, event_from_body
+from conveyor.events import Event, EventReceipt, RouteStatus, event_from_body
 from conveyor.pipeline.spec import PipelineSpec
 from conveyor.runs import RunEvent, RunSummary, RunView, as_datetime
 
@@ -473,22 +473,40 @@ class LocalBackend:
         Raises:
             EventError: the event is not a JSON object or is malformed.
         """
+        (receipt,) = await self.send_events([event])
+        return receipt
+
+    async def send_events(self, events: Sequence[Event | Mapping[str, Any]]) -> list[EventReceipt]:
+        """Accept several events in one commit (all or none), routed as `send_event` does.
+
+        Raises:
+            EventError: one of them is not a JSON object or is malformed; none is stored.
+        """
         self._require_started()
-        if not isinstance(event, Event):
-            event = event_from_body(event, paths=self.settings.correlation_paths)
+        parsed = [
+            e if isinstance(e, Event) else event_from_body(e, paths=self.settings.correlation_paths)
+            for e in events
+        ]
         now = self._clock()
+        routed: list[tuple[RouteStatus, list[Delivery]]] = []
         with self.store.transaction():
-            status, deliveries = eventlog.accept(
-                self.store, event, now, self.settings.event_ttl_seconds
+            for event in parsed:
+                routed.append(
+                    eventlog.accept(self.store, event, now, self.settings.event_ttl_seconds)
+                )
+        receipts = []
+        for event, (status, deliveries) in zip(parsed, routed, strict=True):
+            for delivery in deliveries:
+                self._dispatch_delivery(delivery)
+            receipts.append(
+                EventReceipt(
+                    event_id=event.id,
+                    correlation_id=event.correlation_id,
+                    status=status,
+                    deliveries=len(deliveries),
+                )
             )
-        for delivery in deliveries:
-            self._dispatch_delivery(delivery)
-        return EventReceipt(
-            event_id=event.id,
-            correlation_id=event.correlation_id,
-            status=status,
-            deliveries=len(deliveries),
-        )
+        return receipts
 
     async def list_events(
         self, *, status: list[str] | None = None, limit: int = 50, offset: int = 0
