@@ -1,14 +1,17 @@
-"""What only the Temporal backend has to get right: closed runs read without workers, and
-deployments sharing a namespace that must not take each other's events.
+"""What only the Temporal backend has to get right: closed runs read without workers,
+deployments sharing a namespace that must not take each other's events, and cancels that do
+not wait for a heartbeat timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pytest
 from temporalio.client import Client as TemporalClient
 
 from conveyor.actions import ActionRegistry, StepStatus
@@ -17,8 +20,9 @@ from conveyor.backends.temporal.worker import WorkerOptions, build_workers, run_
 from conveyor.client import Client
 from conveyor.config import Settings
 from conveyor.engine import RunStatus
+from tests.integration.engine.actions import Journal
 from tests.temporal.conftest import HEARTBEAT_SECONDS
-from tests.temporal.scenario import WAIT, echo, pipeline, unique, until, waiting
+from tests.temporal.scenario import WAIT, echo, eventually, pipeline, unique, until, waiting
 
 
 @asynccontextmanager
@@ -87,3 +91,20 @@ async def test_deployments_sharing_a_namespace_keep_their_events_apart(
             run = await new_client.wait(run_id, timeout=WAIT)
         assert run.status is RunStatus.COMPLETED
         assert run.step("wait").outputs == {"started": True, "result": 1}
+
+
+@pytest.mark.usefixtures("temporal_workers")
+async def test_a_cancel_reaches_a_running_step_at_once_with_the_default_heartbeat(
+    temporal_settings: Settings, temporal_registry: ActionRegistry, journal: Journal
+) -> None:
+    # The default heartbeat timeout (30 s) is for noticing a lost worker; it must not also
+    # be how long a cancel takes to reach the running step.
+    async with Client(TemporalBackend(temporal_registry, temporal_settings)) as client:
+        run_id = await client.start(pipeline(echo(1, id="busy", params={"sleep": 60})))
+        await eventually(lambda: journal.executions["busy"] == 1)
+        started = time.monotonic()
+        run = await client.cancel(run_id)
+        took = time.monotonic() - started
+    assert run.status is RunStatus.CANCELLED
+    assert took < 6, f"the cancel took {took:.1f}s"
+    await eventually(lambda: journal.cleanups == ["busy"])

@@ -192,8 +192,17 @@ class ConveyorActivities:
         )
 
 
-async def _heartbeat(every: float) -> None:
-    interval = max(0.2, every / 3)
+HEARTBEAT_EVERY_SECONDS = 1.0
+"""How often a running activity heartbeats, at most.
+
+Temporal tells an activity it was cancelled only in the answer to a heartbeat, so this bounds
+how long a cancel or a fail-fast takes to reach a running step (the embedded engine cancels at
+once); the heartbeat timeout only bounds how soon a lost worker is noticed.
+"""
+
+
+async def _heartbeat(timeout: float) -> None:
+    interval = max(0.2, min(HEARTBEAT_EVERY_SECONDS, timeout / 3))
     while True:
         activity.heartbeat()
         await asyncio.sleep(interval)

@@ -32,7 +32,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from conveyor.actions import ActionDefinition, ActionRegistry, Publisher, ServiceInvoker
 from conveyor.backends.temporal import names
-from conveyor.backends.temporal.activities import ConveyorActivities
+from conveyor.backends.temporal.activities import HEARTBEAT_EVERY_SECONDS, ConveyorActivities
 from conveyor.backends.temporal.nomad import Action, action_of, workflow_actions
 from conveyor.backends.temporal.workflows import MailboxWorkflow, RunWorkflow
 from conveyor.config import Settings
@@ -168,6 +168,8 @@ def build_workers(
                 workflow_runner=_RUNNER,
                 max_concurrent_activities=options.max_concurrent_activities
                 or settings.queue_capacity(queue),
+                # A cancel reaches an activity only with a heartbeat's answer: send them often.
+                max_heartbeat_throttle_interval=timedelta(seconds=HEARTBEAT_EVERY_SECONDS),
                 graceful_shutdown_timeout=shutdown,
                 interceptors=interceptors,
             )
