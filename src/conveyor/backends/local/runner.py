@@ -78,6 +78,9 @@ class Runner:
         self._submit = submit
         self._services = services
         self._publisher = publisher
+        # The invoker made from settings on first use is shared by every step and closed at
+        # `stop()`: one per step would open (and leak) an HTTP client for each.
+        self._owned: list[ServiceInvoker] = []
         self._clock = clock
         self._queues: dict[str, _Queue] = {}
         self._running: dict[UnitKey, _Running] = {}
@@ -149,10 +152,12 @@ class Runner:
         pipeline_params: Mapping[str, Any],
         step_outputs: Mapping[str, Any],
     ) -> None:
-        context = self._context(run_id, command, pipeline_params, step_outputs)
         executor = None
         message: Input | None = None
         try:
+            # Inside the try: a context that cannot be made fails the step, instead of ending
+            # this task with the unit left RUNNING.
+            context = self._context(run_id, command, pipeline_params, step_outputs)
             executor = self._registry.get(command.action).new_executor()
             if command.timeout_seconds is not None:
                 timeout = asyncio.timeout(command.timeout_seconds)
@@ -227,11 +232,22 @@ class Runner:
             item=getattr(command, "item", None),
             item_index=index,
             action_type=command.action,
-            services=self._services,
+            services=self._shared_services(),
             publisher=self._publisher,
             settings=self._settings,
             progress_sink=report,
         )
+
+    def _shared_services(self) -> ServiceInvoker | None:
+        if self._services is None:
+            from conveyor.actions.invokers import invoker_from_settings
+
+            try:
+                self._services = invoker_from_settings(self._settings)
+            except ConveyorError:
+                return None  # The step's own call then raises it, as the step's failure.
+            self._owned.append(self._services)
+        return self._services
 
     # ------------------------------------------------------------ abort and cleanup
 
@@ -362,3 +378,10 @@ class Runner:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._running.clear()
         self._in_flight.clear()
+        for owned in self._owned:
+            close = getattr(owned, "aclose", None)
+            if close is not None:
+                await close()
+        if self._services in self._owned:
+            self._services = None
+        self._owned.clear()
