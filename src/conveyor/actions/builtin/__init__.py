@@ -14,5 +14,6 @@ them in the ``conveyor.actions`` entry-point group, so they are discovered like 
 ``wait_for_event``  wait for an external event with a correlation id
 ``http_request``    call an HTTP API, through the outbound address guard
 ``notify``          publish a message to a topic
+``approval``        wait for a person to approve or reject, with a form
 ==================  =============================================================
 """

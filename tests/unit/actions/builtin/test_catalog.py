@@ -19,6 +19,7 @@ BUILTINS = {
     "wait_for_event": "conveyor.actions.builtin.wait_for_event:WaitForEventAction",
     "http_request": "conveyor.actions.builtin.http_request:HttpRequestAction",
     "notify": "conveyor.actions.builtin.notify:NotifyAction",
+    "approval": "conveyor.actions.builtin.approval:ApprovalAction",
 }
 
 
