@@ -71,6 +71,21 @@ def test_conveyor_worker_without_the_extra_says_what_to_install() -> None:
     assert "Traceback" not in done.stderr + done.stdout
 
 
+def test_any_command_on_the_temporal_backend_without_the_extra_says_what_to_install() -> None:
+    done = _without_temporalio(
+        """
+        import os
+        os.environ["CONVEYOR_BACKEND"] = "temporal"
+        sys.argv = ["conveyor", "runs", "list"]
+        from conveyor.cli import main
+        main()
+        """
+    )
+    assert done.returncode == 2
+    assert "pip install 'conveyor[temporal]'" in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr + done.stdout
+
+
 def test_temporal_settings_without_the_extra_say_what_to_install() -> None:
     done = _without_temporalio(
         """

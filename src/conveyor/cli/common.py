@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.text import Text
 
 from conveyor.config import Settings
+from conveyor.errors import ConfigurationError
 
 DbOption = Annotated[
     Path | None,
@@ -46,6 +47,8 @@ def settings_for(db: Path | None) -> Settings:
         settings = Settings()
     except (ValidationError, SettingsError) as exc:
         fail(f"invalid CONVEYOR_* settings: {exc}", code=2)
+    except ConfigurationError as exc:  # A setting that needs an extra not installed.
+        fail(str(exc), code=2)
     if db is not None:
         settings = settings.model_copy(update={"db_path": db})
     return settings
