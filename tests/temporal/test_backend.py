@@ -108,3 +108,23 @@ async def test_a_cancel_reaches_a_running_step_at_once_with_the_default_heartbea
     assert run.status is RunStatus.CANCELLED
     assert took < 6, f"the cancel took {took:.1f}s"
     await eventually(lambda: journal.cleanups == ["busy"])
+
+
+@pytest.mark.usefixtures("temporal_workers")
+async def test_a_kept_event_past_its_ttl_is_not_delivered(
+    temporal_settings: Settings, temporal_registry: ActionRegistry, journal: Journal
+) -> None:
+    settings = temporal_settings.model_copy(update={"event_ttl_seconds": 4.0})
+    cid = unique("ttl")
+    async with Client(TemporalBackend(temporal_registry, settings)) as client:
+        await client.send_event({"workflow_id": cid, "status": "COMPLETED"})
+        await asyncio.sleep(1.5)
+        # A second event wakes the mailbox while the first is still fresh.
+        await client.send_event({"workflow_id": cid, "status": "SOMETHING"})
+        await asyncio.sleep(2.7)
+        run_id = await client.start(pipeline(waiting(cid)))
+        await eventually(lambda: len(journal.events) == 1)
+        run = await client.get(run_id)
+        assert run.step("wait").status is StepStatus.WAITING
+        assert journal.events[0]["data"]["status"] == "SOMETHING"
+        await client.cancel(run_id)

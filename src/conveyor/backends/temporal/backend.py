@@ -7,6 +7,7 @@ Workers (`conveyor worker`) run the workflows and the actions; this class is the
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -348,7 +349,7 @@ class TemporalBackend:
         """
         if not isinstance(event, Event):
             event = event_from_body(event, paths=self.settings.correlation_paths)
-        payload = event.model_dump(mode="json")
+        payload = {**event.model_dump(mode="json"), "received_at": time.time()}
         correlation = event.correlation_id
         prefix = self.settings.temporal_task_queue_prefix
         mailbox = (

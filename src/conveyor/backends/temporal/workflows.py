@@ -453,11 +453,12 @@ class MailboxWorkflow:
         self._subscribers: list[dict[str, Any]] = []
         self._outbox: deque[tuple[dict[str, Any], dict[str, Any]]] = deque()
         self._touched = False
+        self._ttl: float | None = None
 
     @workflow.run
     async def run(self, data: dict[str, Any]) -> None:
         """Forward events until nobody has needed this mailbox for its TTL."""
-        ttl = float(data.get("ttl_seconds", 86400))
+        ttl = self._ttl = float(data.get("ttl_seconds", 86400))
         keep = int(data.get("keep", 1000))
         # Signals sent with the start are handled before this runs: merge, don't overwrite.
         carried = data.get("carried") or {}
@@ -504,7 +505,9 @@ class MailboxWorkflow:
             return
         self._seen.append(event["id"])
         if not self._subscribers:
-            self._pending.append({**event, "received_at": workflow.now().timestamp()})
+            # Kept from when the sender stored it, as the embedded engine counts the TTL.
+            received = event.get("received_at") or workflow.now().timestamp()
+            self._pending.append({**event, "received_at": received})
             return
         for subscriber in self._subscribers:
             self._outbox.append((event, subscriber))
@@ -515,8 +518,11 @@ class MailboxWorkflow:
         self._touched = True
         self._subscribers = [s for s in self._subscribers if not _same_unit(s, subscriber)]
         self._subscribers.append(subscriber)
+        now = workflow.now().timestamp()
         for event in self._pending:
-            self._outbox.append((event, subscriber))
+            # The loop drops expired events only when it wakes; one may be older by now.
+            if self._ttl is None or now - event["received_at"] < self._ttl:
+                self._outbox.append((event, subscriber))
         self._pending = []
 
     @workflow.signal(name=names.SIGNAL_UNSUBSCRIBE)
