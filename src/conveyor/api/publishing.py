@@ -13,14 +13,11 @@ from conveyor.api.service import Service
 from conveyor.publishing import Dispatcher, check_targets
 from conveyor.publishing.specs import WebhookSpec
 
-_KEY = "publishing"
-
 
 def install(service: Service) -> Dispatcher:
     """Give `service` a dispatcher that starts and stops with it."""
     dispatcher = Dispatcher(service.backend, service.store, service.settings)
-    # The service keeps its parts by name in its attributes; the routes find it there.
-    vars(service)[_KEY] = dispatcher
+    service.publishing = dispatcher
 
     async def start_publishing(_: Service) -> None:
         await dispatcher.start()
@@ -35,8 +32,7 @@ def install(service: Service) -> Dispatcher:
 
 def dispatcher_of(service: Service) -> Dispatcher | None:
     """The service's dispatcher, if `install` gave it one."""
-    found = vars(service).get(_KEY)
-    return found if isinstance(found, Dispatcher) else None
+    return service.publishing
 
 
 async def check_start(service: Service, topics: list[str], webhooks: list[WebhookSpec]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -21,6 +22,9 @@ from conveyor.api.metrics import Metrics
 from conveyor.backends.local import LocalBackend
 from conveyor.backends.local.store import Store
 from conveyor.config import Settings
+
+if TYPE_CHECKING:
+    from conveyor.publishing import Dispatcher
 
 log = structlog.get_logger("conveyor.api")
 
@@ -64,6 +68,7 @@ class Service:
         metrics: The Prometheus metrics.
         on_start: Awaited in order after the engine and store are up.
         on_stop: Awaited in reverse order before they go down.
+        publishing: What publishes run lifecycles (`conveyor.api.publishing.install`).
     """
 
     backend: LocalBackend
@@ -75,6 +80,8 @@ class Service:
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
     started: bool = False
+    publishing: Dispatcher | None = None
+    """Publishes run lifecycles to callback topics and webhooks; None when not installed."""
 
     @classmethod
     def create(
