@@ -45,8 +45,11 @@ format: $(VENV)/.installed-dev
 
 check: lint test
 
+# Every system: Conveyor embedded and on Temporal, hand-written Temporal, Prefect 3, DBOS (each
+# peer installed into bench/.peers/ on first use). BENCH_ARGS adds options, e.g. --quick.
+BENCH_ARGS ?=
 bench: $(VENV)/.installed-dev
-	$(BIN)/python -m bench $(if $(ONLY),--only $(ONLY),)
+	$(BIN)/python -m bench --peers $(if $(ONLY),--only $(ONLY),) $(BENCH_ARGS)
 
 # Schemathesis against the HTTP service on loopback, with a larger budget than `make test`
 # gives it (CONVEYOR_FUZZ_EXAMPLES examples per operation and mode).

@@ -1,4 +1,9 @@
-"""`python -m bench [--only NAME[,NAME]] [--repeat N] [--quick] [--out DIR] [--profile]`."""
+"""`python -m bench [--only NAME[,NAME]] [--repeat N] [--quick] [--peers | --systems S,...]`.
+
+Without `--peers` only Conveyor embedded is measured (no install, no server). With it, each
+workload also runs on Conveyor on Temporal and on each peer (`bench.peer_envs.PEERS`), each in
+its own virtualenv, and the report adds the same-run ratios.
+"""
 
 from __future__ import annotations
 
@@ -13,16 +18,21 @@ from pathlib import Path
 
 from rich.console import Console
 
+from bench.compare import SYSTEMS
 from bench.event_resume import WORKLOAD as EVENT_RESUME
 from bench.harness import Options, Workload
+from bench.par1000 import PAR100
 from bench.par1000 import WORKLOAD as PAR1000
+from bench.peer_envs import CACHE
 from bench.report import Report, Row, print_table, write
 from bench.seq100 import WORKLOAD as SEQ100
+from bench.systems import run_systems
 from bench.waiting import WAITING_10K, WAITING_100K
 
 WORKLOADS: dict[str, Workload] = {
-    w.name: w for w in (SEQ100, PAR1000, EVENT_RESUME, WAITING_10K, WAITING_100K)
+    w.name: w for w in (SEQ100, PAR100, PAR1000, EVENT_RESUME, WAITING_10K, WAITING_100K)
 }
+"""Every workload by name; a new module adds its `Workload` here (peers skip unknown ones)."""
 RESULTS = Path(__file__).resolve().parent / "results"
 PROFILE_REPEATS = 5
 
@@ -58,6 +68,22 @@ def _parser() -> argparse.ArgumentParser:
         help="smaller workloads where a size is not the point (fewer events; waiting100k "
         "starts 10,000 runs)",
     )
+    systems = parser.add_mutually_exclusive_group()
+    systems.add_argument(
+        "--peers",
+        action="store_const",
+        const=list(SYSTEMS),
+        dest="systems",
+        help="also measure Conveyor on Temporal and every peer (installs each peer into "
+        "bench/.peers/ the first time)",
+    )
+    systems.add_argument(
+        "--systems",
+        type=_systems,
+        default=["conveyor"],
+        metavar="S[,S]",
+        help=f"which systems to measure (of {', '.join(SYSTEMS)}; default: conveyor)",
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -82,6 +108,17 @@ def _names(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(
             f"unknown workload(s) {', '.join(unknown) or '(none given)'}; "
             f"choose from {', '.join(WORKLOADS)}"
+        )
+    return names
+
+
+def _systems(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SYSTEMS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown system(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(SYSTEMS)}"
         )
     return names
 
@@ -139,15 +176,19 @@ def main(argv: list[str] | None = None) -> int:
         repeat = args.repeat or workload.default_repeat
         report.repeats[name] = repeat
         console.print(f"[bold]{name}[/]: {workload.description} ({repeat} repeat(s))")
-        try:
-            _run(workload, repeat, args.quick, report, console)
-            if args.profile and workload.in_process:
-                _profile(workload, args.quick, args.out, console)
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            traceback.print_exc()
-            report.errors[name] = f"{type(exc).__name__}: {exc}".strip()
+        if "conveyor" in args.systems:
+            try:
+                _run(workload, repeat, args.quick, report, console)
+                if args.profile and workload.in_process:
+                    _profile(workload, args.quick, args.out, console)
+            except BaseException as exc:
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                traceback.print_exc()
+                report.errors[name] = f"{type(exc).__name__}: {exc}".strip()
+        others = [system for system in args.systems if system != "conveyor"]
+        if others:
+            run_systems(workload, others, repeat, args.quick, report, CACHE / "logs")
     console.print()
     print_table(report, console)
     md, js = write(report, args.out)

@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench import compare
 from bench.harness import Metric, median
 
 
@@ -51,6 +52,8 @@ class Row:
     workload: str
     metric: Metric
     samples: list[float]
+    system: str = "conveyor"
+    """Which system measured it: `conveyor` (embedded) or a key of `bench.compare.SYSTEMS`."""
 
     @property
     def median(self) -> float:
@@ -95,6 +98,8 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     repeats: dict[str, int] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    skipped: dict[tuple[str, str], str] = field(default_factory=dict)
+    """Why a (system, workload) pair has no figures: not offered, not installable, too slow."""
     notes: list[str] = field(default_factory=list)
     quick: bool = False
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -102,12 +107,17 @@ class Report:
     revision: str = field(default_factory=revision)
 
     @property
+    def own(self) -> list[Row]:
+        """The rows of Conveyor embedded, the ones with targets."""
+        return [row for row in self.rows if row.system == "conveyor"]
+
+    @property
     def missed(self) -> list[Row]:
-        return [row for row in self.rows if row.met is False]
+        return [row for row in self.own if row.met is False]
 
     @property
     def targets(self) -> list[Row]:
-        return [row for row in self.rows if row.met is not None]
+        return [row for row in self.own if row.met is not None]
 
     def summary(self) -> list[str]:
         """Which targets are met, which are missed by how much, which workloads crashed."""
@@ -201,7 +211,7 @@ def print_table(report: Report, console: Console) -> None:
             table.add_column(name, justify="right")
         else:
             table.add_column(name)
-    for row in report.rows:
+    for row in report.own:
         cells = list(_cells(row))
         style = {"pass": "green", "FAIL": "bold red"}.get(row.verdict)
         if style:
@@ -228,10 +238,11 @@ def markdown(report: Report) -> str:
         "| " + " | ".join(_HEADER) + " |",
         "|" + "|".join("---:" if h in _NUMERIC else "---" for h in _HEADER) + "|",
     ]
-    lines += ["| " + " | ".join(_cells(row)) + " |" for row in report.rows]
+    lines += ["| " + " | ".join(_cells(row)) + " |" for row in report.own]
     lines += [f"| {name} | crashed | | | | | | {error} |" for name, error in report.errors.items()]
     lines += ["", _CAPTION + ".", ""]
     lines += [f"- {line}" for line in report.notes + report.summary()]
+    lines += ["", *compare.markdown(report)]
     return "\n".join(lines) + "\n"
 
 
@@ -247,6 +258,7 @@ def as_json(report: Report) -> dict[str, Any]:
         "argv": sys.argv[1:],
         "results": [
             {
+                "system": row.system,
                 "workload": row.workload,
                 "metric": row.metric.key,
                 "label": row.metric.label,
@@ -261,15 +273,21 @@ def as_json(report: Report) -> dict[str, Any]:
             for row in report.rows
         ],
         "errors": report.errors,
+        "skipped": [
+            {"system": system, "workload": workload, "reason": reason}
+            for (system, workload), reason in report.skipped.items()
+        ],
+        "ratios": compare.ratios_json(report),
         "notes": report.notes,
     }
 
 
 def write(report: Report, directory: Path) -> tuple[Path, Path]:
-    """Write `latest.md` and `latest.json` into `directory`."""
+    """Write `latest.md`, `latest.json` and (with matplotlib) `latest.png` into `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     md = directory / "latest.md"
     md.write_text(markdown(report))
     js = directory / "latest.json"
     js.write_text(json.dumps(as_json(report), indent=2) + "\n")
+    compare.chart(report, directory / "latest.png")
     return md, js

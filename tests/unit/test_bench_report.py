@@ -1,0 +1,92 @@
+"""The bench's statistics, ratios and tables: medians, same-run ratios, skipped peers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import compare
+from bench.harness import Metric, median, percentile
+from bench.report import Report, Row, markdown
+
+MS = Metric("total", "start → completed", "ms", target=30.0)
+
+
+def _report() -> Report:
+    report = Report(revision="test")
+    report.rows = [
+        Row("seq100", MS, [40.0, 30.0, 50.0]),
+        Row("seq100", Metric("total", "start → completed", "ms"), [100.0], system="temporal"),
+        Row("seq100", Metric("total", "start → completed", "ms"), [200.0, 300.0], "dbos"),
+        Row("seq100", Metric("total", "start → completed", "ms"), [120.0], "conveyor-temporal"),
+    ]
+    report.skipped[("prefect", "seq100")] = "not offered: no such thing"
+    return report
+
+
+def test_median_and_percentile() -> None:
+    assert median([3.0, 1.0, 2.0]) == 2.0
+    assert median([1.0, 2.0, 3.0, 4.0]) == 2.5
+    assert percentile([0.0, 10.0], 99) == pytest.approx(9.9)
+    with pytest.raises(ValueError, match="no values"):
+        percentile([], 50)
+
+
+def test_ratio_is_conveyors_median_over_the_peers() -> None:
+    report = _report()
+    mine = compare.find(report, "conveyor", "seq100", "total")
+    theirs = compare.find(report, "dbos", "seq100", "total")
+
+    assert compare.ratio(mine, theirs) == pytest.approx(40.0 / 250.0)
+    assert compare.ratio(mine, None) is None
+    assert compare.ratio(mine, Row("seq100", MS, [0.0], "temporal")) is None
+    assert compare.ratio_text(0.16) == "0.16×"
+    assert compare.ratio_text(None) == "—"
+
+
+def test_the_comparison_table_shows_medians_ranges_ratios_and_skips() -> None:
+    lines = compare.table(_report())
+
+    assert lines[0].startswith("| figure | Conveyor embedded | Conveyor on Temporal |")
+    assert "Conveyor ÷ DBOS" in lines[0]
+    assert "Conveyor/T ÷ Temporal" in lines[0]
+    row = lines[2]
+    assert "40.0 ms (30.0–50.0)" in row
+    assert "not offered" in row  # Prefect
+    assert "0.40×" in row  # Conveyor ÷ Temporal
+    assert "0.16×" in row  # Conveyor ÷ DBOS
+    assert "1.20×" in row  # Conveyor on Temporal ÷ Temporal
+
+
+def test_the_temporal_bound_is_checked_per_workload() -> None:
+    assert list(compare.bound_lines(_report())) == [
+        "pass: Conveyor on Temporal ÷ hand-written Temporal, seq100: 1.20× (bound 1.3×)"
+    ]
+    report = _report()
+    report.rows[3] = Row("seq100", MS, [140.0], "conveyor-temporal")
+    assert list(compare.bound_lines(report))[0].startswith("MISSED")
+
+
+def test_markdown_keeps_the_targets_to_conveyor_and_adds_the_comparison() -> None:
+    report = _report()
+    text = markdown(report)
+
+    assert report.targets == [report.rows[0]]  # Peers' figures have no target.
+    assert "## Against peers, measured in the same run" in text
+    assert "Prefect 3, seq100: not offered: no such thing" in text
+    assert "## README table (medians; paste as it is)" in text
+    assert "| seq100: start → completed | 40.0 ms | 120 ms | 100 ms | — | 250 ms |" in text
+
+
+def test_conveyor_alone_has_no_comparison() -> None:
+    report = Report(revision="test")
+    report.rows = [Row("seq100", MS, [40.0])]
+    assert "Against peers" not in markdown(report)
+
+
+def test_chart_is_written_when_matplotlib_is_there(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    path = compare.chart(_report(), tmp_path / "latest.png")
+    assert path is not None
+    assert path.read_bytes().startswith(b"\x89PNG")
