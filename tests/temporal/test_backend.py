@@ -128,3 +128,34 @@ async def test_a_kept_event_past_its_ttl_is_not_delivered(
         assert run.step("wait").status is StepStatus.WAITING
         assert journal.events[0]["data"]["status"] == "SOMETHING"
         await client.cancel(run_id)
+
+
+async def test_a_waiting_run_survives_its_workers_and_replays_on_new_ones(
+    temporal_settings: Settings, temporal_registry: ActionRegistry, temporal_client: Client
+) -> None:
+    cid = unique("replay")
+    spec = pipeline(
+        echo(["a", "b"], id="list"),
+        {
+            "id": "each",
+            "action": "flaky",
+            "depends_on": ["list"],
+            "for_each": "{{ steps.list.outputs.value }}",
+            "params": {"succeed_on": 2},
+            "retry": {"max_attempts": 2, "initial_interval_seconds": 0.05},
+        },
+        {**waiting(cid), "depends_on": ["each"]},
+        echo("{{ steps.wait.outputs.result }}", id="after", depends_on=["wait"]),
+        outputs={"result": "{{ steps.after.outputs.value }}"},
+    )
+    async with workers(temporal_settings, temporal_registry):
+        run_id = await temporal_client.start(spec)
+        await until(temporal_client, run_id, lambda r: r.step("wait").status is StepStatus.WAITING)
+    # No worker runs now: the event is still stored, and the run's history is all that is left.
+    await temporal_client.send_event({"workflow_id": cid, "status": "COMPLETED", "result": "ok"})
+    async with workers(temporal_settings, temporal_registry):
+        run = await temporal_client.wait(run_id, timeout=WAIT)
+    assert run.status is RunStatus.COMPLETED, run.error
+    assert run.outputs == {"result": "ok"}
+    each = run.step("each")
+    assert each.items is not None and [i.attempt for i in each.items] == [2, 2]
