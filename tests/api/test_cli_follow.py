@@ -13,6 +13,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,9 @@ from conveyor.api.keys import create_key
 from conveyor.backends.local.store import Store
 from conveyor.cli import app
 from conveyor.cli.app import _register
-from conveyor.cli.remote import Remote
+from conveyor.cli.remote import Remote, apply_event, as_started
 from conveyor.config import Settings
+from conveyor.runs import ItemView, RunEvent, RunView, StepView
 from tests.acceptance.test_cli_run import command, environment
 from tests.api import docs
 from tests.api.live import serve_in_thread
@@ -279,3 +281,31 @@ def test_the_console_script_follows_with_exit_codes(server: Server) -> None:
         )
         assert done.returncode == code, done.stderr
         assert run_id in done.stdout
+
+
+def test_item_entries_move_their_step_and_the_run() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    items = [ItemView(index=i, status="pending", attempt=0) for i in range(2)]
+    step = StepView(step_id="each", status="running", attempt=1, items=items)
+    view = RunView(run_id="r", pipeline="p", status="running", params={}, steps=[step])
+
+    def entry(**fields: Any) -> RunEvent:
+        return RunEvent(run_id="r", at=at, **fields)
+
+    view = apply_event(view, entry(kind="step", step_id="each", index=0, status="completed"))
+    view = apply_event(
+        view, entry(kind="progress", step_id="each", index=1, status="running", progress=50)
+    )
+    each = view.step("each")
+    assert [item.status.value for item in each.items or []] == ["completed", "running"]
+    assert each.progress == view.progress == 75
+    # Entries of unknown steps or items, and kinds that change no view, leave it as it was.
+    for other in (
+        entry(kind="step", step_id="ghost", status="failed"),
+        entry(kind="step", step_id="each", index=7, status="failed"),
+        entry(kind="event", step_id="each", data={"action": "ignore"}),
+    ):
+        assert apply_event(view, other) == view
+    fresh = as_started(view)
+    assert fresh.status.value == "pending" and fresh.progress == 0
+    assert [item.status.value for item in fresh.step("each").items or []] == ["pending"] * 2
