@@ -25,7 +25,7 @@ def pipeline(*steps: dict[str, Any], **fields: Any) -> PipelineSpec:
 
 
 def unique(name: str) -> str:
-    """A correlation id no other test uses (mailboxes outlive a test on the shared server)."""
+    """A name no other test uses: tests share one server, whose workflows outlive them."""
     return f"{name}-{uuid.uuid4().hex[:10]}"
 
 

@@ -5,6 +5,7 @@ durable sleeps, run deadlines, cancels of running steps, progress by event.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -14,6 +15,7 @@ from conveyor.client import Client
 from conveyor.engine import RunStatus
 from conveyor.errors import EventError
 from conveyor.events import Event, RouteStatus
+from conveyor.runs import RunView
 from tests.integration.engine.actions import Journal
 from tests.temporal.scenario import (
     WAIT,
@@ -28,7 +30,7 @@ from tests.temporal.scenario import (
 )
 
 
-def is_waiting(step: str = "wait") -> object:
+def is_waiting(step: str = "wait") -> Callable[[RunView], bool]:
     """A check that `step` is waiting."""
     return lambda run: run.step(step).status is StepStatus.WAITING
 
@@ -36,7 +38,7 @@ def is_waiting(step: str = "wait") -> object:
 async def test_a_cloudevent_is_routed_by_its_data(conveyor: Client) -> None:
     cid = unique("cloud")
     run_id = await conveyor.start(pipeline(waiting(cid)))
-    await until(conveyor, run_id, is_waiting())  # type: ignore[arg-type]
+    await until(conveyor, run_id, is_waiting())
     receipt = await conveyor.send_event(
         {
             "specversion": "1.0",
@@ -54,7 +56,7 @@ async def test_a_cloudevent_is_routed_by_its_data(conveyor: Client) -> None:
 async def test_the_same_event_id_is_applied_once(conveyor: Client, journal: Journal) -> None:
     cid = unique("dup")
     run_id = await conveyor.start(pipeline(waiting(cid)))
-    await until(conveyor, run_id, is_waiting())  # type: ignore[arg-type]
+    await until(conveyor, run_id, is_waiting())
     event = Event(id=unique("evt"), data={"progress": 30}, correlation_id=cid)
     await conveyor.send_event(event)
     await conveyor.send_event(event)
@@ -67,7 +69,7 @@ async def test_the_same_event_id_is_applied_once(conveyor: Client, journal: Jour
 async def test_ignored_events_keep_the_step_waiting(conveyor: Client, journal: Journal) -> None:
     cid = unique("ignored")
     run_id = await conveyor.start(pipeline(waiting(cid)))
-    await until(conveyor, run_id, is_waiting())  # type: ignore[arg-type]
+    await until(conveyor, run_id, is_waiting())
     await conveyor.send_event({"workflow_id": cid, "status": "SOMETHING"})
     await eventually(lambda: len(journal.events) == 1)
     assert (await conveyor.get(run_id)).step("wait").status is StepStatus.WAITING
@@ -80,7 +82,7 @@ async def test_ignored_events_keep_the_step_waiting(conveyor: Client, journal: J
 async def test_an_on_event_exception_fails_the_step_with_its_message(conveyor: Client) -> None:
     cid = unique("boom")
     run_id = await conveyor.start(pipeline(waiting(cid)))
-    await until(conveyor, run_id, is_waiting())  # type: ignore[arg-type]
+    await until(conveyor, run_id, is_waiting())
     await conveyor.send_event({"workflow_id": cid, "explode": True})
     run = await conveyor.wait(run_id, timeout=WAIT)
     assert digest(run)["steps"]["wait"] == {
@@ -101,7 +103,7 @@ async def test_every_step_waiting_on_one_id_receives_the_event(conveyor: Client)
     first = await conveyor.start(pipeline(waiting(cid, "a"), waiting(cid, "b")))
     second = await conveyor.start(pipeline(waiting(cid, "c")))
     await until(conveyor, first, lambda r: {s.status for s in r.steps} == {StepStatus.WAITING})
-    await until(conveyor, second, is_waiting("c"))  # type: ignore[arg-type]
+    await until(conveyor, second, is_waiting("c"))
     await conveyor.send_event({"workflow_id": cid, "status": "COMPLETED", "result": 1})
     for run_id in (first, second):
         run = await conveyor.wait(run_id, timeout=WAIT)
@@ -157,7 +159,7 @@ async def test_a_durable_sleep_completes_at_its_time(conveyor: Client) -> None:
     )
     started = time.monotonic()
     run_id = await conveyor.start(spec)
-    run = await until(conveyor, run_id, is_waiting("nap"))  # type: ignore[arg-type]
+    run = await until(conveyor, run_id, is_waiting("nap"))
     assert run.step("nap").next_timer_at is not None
     run = await conveyor.wait(run_id, timeout=WAIT)
     assert time.monotonic() - started >= 0.99
@@ -193,7 +195,7 @@ async def test_cancel_stops_running_and_waiting_steps_and_cleans_up(
         echo(2, id="later", depends_on=["busy"]),
     )
     run_id = await conveyor.start(spec)
-    await until(conveyor, run_id, is_waiting())  # type: ignore[arg-type]
+    await until(conveyor, run_id, is_waiting())
     await eventually(lambda: journal.executions["busy"] == 1)
     started = time.monotonic()
     run = await conveyor.cancel(run_id, "no longer needed")
@@ -210,7 +212,7 @@ async def test_progress_comes_from_events_and_from_steps(conveyor: Client) -> No
     cid = unique("progress")
     spec = pipeline(waiting(cid), echo(1, id="work", params={"progress": [25, 75]}))
     run_id = await conveyor.start(spec)
-    await until(conveyor, run_id, is_waiting())  # type: ignore[arg-type]
+    await until(conveyor, run_id, is_waiting())
     await conveyor.send_event({"workflow_id": cid, "progress": 40})
     run = await until(conveyor, run_id, lambda r: r.step("wait").progress == 40)
     assert run.step("wait").message == "working"
