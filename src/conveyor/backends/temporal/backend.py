@@ -15,12 +15,13 @@ from typing import Any
 
 from temporalio.client import (
     Client,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from conveyor.actions import ActionRegistry, StepStatus
@@ -189,10 +190,9 @@ class TemporalBackend:
             if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
                 raise RunNotFoundError(run_id) from exc
             raise
-        if described.status not in (None, WorkflowExecutionStatus.RUNNING):
-            memo = await described.memo()
-            if isinstance(memo.get("view"), dict):
-                return RunView.model_validate(memo["view"])
+        closed = await self._closed_view(handle, described)
+        if closed is not None:
+            return RunView.model_validate(closed)
         try:
             data = await handle.query(names.QUERY_VIEW)
         except RPCError as exc:
@@ -200,6 +200,29 @@ class TemporalBackend:
                 raise RunNotFoundError(run_id) from exc
             raise
         return RunView.model_validate(data)
+
+    async def _closed_view(
+        self, handle: WorkflowHandle[Any, Any], described: WorkflowExecutionDescription
+    ) -> dict[str, Any] | None:
+        """A closed run's final view, from what the cluster keeps (no worker needed)."""
+        status = described.status
+        if status is WorkflowExecutionStatus.COMPLETED:
+            result: dict[str, Any] = await handle.result()
+            return result
+        if status is WorkflowExecutionStatus.FAILED:
+            try:
+                await handle.result()
+            except WorkflowFailureError as exc:
+                cause = exc.cause
+                if isinstance(cause, ApplicationError) and cause.details:
+                    details: dict[str, Any] = cause.details[0]
+                    return details
+            return None
+        if status is WorkflowExecutionStatus.CANCELED:
+            memo = await described.memo()
+            view = memo.get("view")
+            return view if isinstance(view, dict) else None
+        return None
 
     async def wait(self, run_id: str, timeout: float | None = None) -> RunView:
         """Wait for the run's workflow to close and return the run.

@@ -18,6 +18,7 @@ once even if it is sent twice.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import deque
 from datetime import timedelta
 from typing import Any
@@ -58,6 +59,9 @@ with workflow.unsafe.imports_passed_through():
     from conveyor.runs import RunView
 
 UnitKey = tuple[str, int | None]
+
+MEMO_VIEW_LIMIT = 1_000_000
+"""Bytes of a view kept in a memo; Temporal refuses a memo over 2 MB by default."""
 
 
 @workflow.defn(name=names.RUN_WORKFLOW)
@@ -105,10 +109,10 @@ class RunWorkflow:
         except asyncio.CancelledError:
             self._apply(CancelRun(self._cancel_reason))
             await self._finish_side_work()
-            self._keep_view()
+            self._keep_cancelled_view()
             raise
         await self._finish_side_work()
-        view = self._keep_view()
+        view = self._view()
         if state.status in (RunStatus.FAILED, RunStatus.TIMED_OUT):
             # The workflow fails too, so Temporal's own status tells a failed run apart.
             raise ApplicationError(
@@ -119,15 +123,17 @@ class RunWorkflow:
             )
         return view
 
-    def _keep_view(self) -> dict[str, Any]:
-        """Put the final view in the memo: a closed run stays readable with no worker running.
+    def _keep_cancelled_view(self) -> None:
+        """Put a cancelled run's final view in the memo, so it reads with no worker running.
 
-        A query needs a workflow worker even for a closed workflow; the memo is answered by
-        the cluster alone, and it holds the view of a cancelled run too, which has no result.
+        A closed run is read from its result (or its failure's details) without a worker; a
+        cancellation carries neither, and a query needs a workflow worker even for a closed
+        workflow. The memo is answered by the cluster alone. One over the memo's size limit
+        would fail this workflow task, so such a view is left to the query.
         """
         view = self._view()
-        workflow.upsert_memo({"view": view})
-        return view
+        if len(json.dumps(view)) <= MEMO_VIEW_LIMIT:
+            workflow.upsert_memo({"view": view})
 
     async def _finish_side_work(self) -> None:
         """Let cleanups and unsubscriptions started by the last commands finish."""
