@@ -6,6 +6,8 @@ import json
 import re
 import signal
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -214,3 +216,43 @@ def test_serve_for_local_use_keeps_a_key_and_runs_the_event_driven_example(
         assert Path(again.db + ".local-key").read_text().strip() == token
     finally:
         assert again.stop()
+
+
+WAITING = {
+    "name": "waits",
+    "steps": [
+        {
+            "id": "wait",
+            "action": "wait_for_event",
+            "params": {"correlation_id": "never", "timeout_seconds": 600},
+        }
+    ],
+}
+
+
+def test_serve_stops_at_once_with_a_live_stream_open(tmp_path: Path) -> None:
+    """An open SSE stream ends when the server is asked to stop; it does not hold the stop."""
+    server = Server(tmp_path, "--insecure")
+    started = httpx.post(server.url + "/runs", json={"pipeline": WAITING})
+    assert started.status_code == 201, started.text
+    run_id = started.json()["run_id"]
+    opened = threading.Event()
+    lines: list[str] = []
+
+    def read() -> None:
+        with httpx.stream("GET", f"{server.url}/runs/{run_id}/stream", timeout=60) as answer:
+            opened.set()
+            lines.extend(answer.iter_lines())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert opened.wait(10)
+    began = time.monotonic()
+    assert server.stop()
+    stopped_in = time.monotonic() - began
+    reader.join(10)
+    assert not reader.is_alive()
+    # Uvicorn's graceful timeout is 10 s: stopping well before it means the stream ended.
+    assert stopped_in < 5, f"stop took {stopped_in:.1f}s"
+    assert "Traceback" not in server.process.stderr
+    assert any(line.startswith("id:") for line in lines)

@@ -19,6 +19,7 @@ import structlog
 from conveyor.actions import ActionRegistry
 from conveyor.api.keys import hash_secret
 from conveyor.api.metrics import Metrics
+from conveyor.api.sse import StreamGate
 from conveyor.backends.local import LocalBackend
 from conveyor.backends.local.store import Store
 from conveyor.config import Settings
@@ -82,6 +83,8 @@ class Service:
     started: bool = False
     publishing: Dispatcher | None = None
     """Publishes run lifecycles to callback topics and webhooks; None when not installed."""
+    streams: StreamGate = field(default_factory=StreamGate)
+    """Closed when the server begins to stop, which ends the live (SSE) streams."""
 
     @classmethod
     def create(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from conveyor.backends.local import LocalBackend
 from conveyor.backends.local.sql import Q
@@ -25,9 +26,33 @@ PAGE = 500
 """Entries read from the database at a time."""
 
 
+@dataclass
+class StreamGate:
+    """Lets a stopping server end its live streams instead of waiting for their clients.
+
+    A server stops gracefully by waiting for open requests, and a live stream never ends on
+    its own: `close()` wakes every reader, and a woken reader that finds the gate closed ends
+    its stream.
+    """
+
+    closing: bool = False
+    _waiting: set[asyncio.Event] = field(default_factory=set)
+
+    def close(self) -> None:
+        """End every live stream (readers end at their next wake-up, which is now)."""
+        self.closing = True
+        for changed in list(self._waiting):
+            changed.set()
+
+
 @contextmanager
-def woken(backend: LocalBackend, accept: Callable[[str], bool]) -> Iterator[asyncio.Event]:
-    """An event set whenever a run that `accept`s changes; unsubscribed on exit."""
+def woken(
+    backend: LocalBackend, accept: Callable[[str], bool], gate: StreamGate | None = None
+) -> Iterator[asyncio.Event]:
+    """An event set whenever a run that `accept`s changes (or the gate closes).
+
+    Unsubscribed on exit.
+    """
     changed = asyncio.Event()
 
     def listener(run_id: str) -> None:
@@ -35,24 +60,28 @@ def woken(backend: LocalBackend, accept: Callable[[str], bool]) -> Iterator[asyn
             changed.set()
 
     unsubscribe = backend.subscribe(listener)
+    if gate is not None:
+        gate._waiting.add(changed)
     try:
         yield changed
     finally:
         unsubscribe()
+        if gate is not None:
+            gate._waiting.discard(changed)
 
 
 async def run_entries(
-    backend: LocalBackend, run_id: str, after: int = 0
+    backend: LocalBackend, run_id: str, after: int = 0, gate: StreamGate | None = None
 ) -> AsyncIterator[RunEvent | RunView]:
     """The run's timeline after `after`, live, then its final view once it has ended.
 
     Ends after yielding the `RunView` of the finished run; a run that had already ended
-    gives what is left of its timeline and its view at once.
+    gives what is left of its timeline and its view at once. Ends early when `gate` closes.
 
     Raises:
         RunNotFoundError: no such run.
     """
-    with woken(backend, lambda changed: changed == run_id) as changed:
+    with woken(backend, lambda changed: changed == run_id, gate) as changed:
         while True:
             # Cleared before reading: a change committed while the entries are being yielded
             # sets it again, so nothing committed after the read is slept through.
@@ -69,10 +98,16 @@ async def run_entries(
                     yield view
                     return
             await changed.wait()
+            if gate is not None and gate.closing:
+                return
 
 
 async def owner_entries(
-    backend: LocalBackend, store: Store, owner: str | None, after: int | None = None
+    backend: LocalBackend,
+    store: Store,
+    owner: str | None,
+    after: int | None = None,
+    gate: StreamGate | None = None,
 ) -> AsyncIterator[RunEvent]:
     """Timeline entries of every run of `owner` (every run when None), live, never ending.
 
@@ -82,12 +117,13 @@ async def owner_entries(
         owner: Only runs of this owner; None for all runs (admins).
         after: The cursor: entries with a greater seq. None starts at the current end, so
             a new reader sees what happens from now on rather than the whole history.
+        gate: Ends the stream when it closes.
     """
     if after is None:
         after = int(store.db.execute(Q["last_run_event_seq"]).fetchone()[0])
     # Every change wakes it, whoever owns the run: the query filters by owner, and deciding
     # here would need the run's owner, a lookup per change per reader.
-    with woken(backend, lambda _: True) as changed:
+    with woken(backend, lambda _: True, gate) as changed:
         while True:
             changed.clear()
             rows = store.db.execute(
@@ -99,3 +135,5 @@ async def owner_entries(
             if len(rows) == PAGE:
                 continue
             await changed.wait()
+            if gate is not None and gate.closing:
+                return

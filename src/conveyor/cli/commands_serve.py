@@ -86,6 +86,7 @@ def serve_command(
     import uvicorn
 
     from conveyor.api import Service, create_app
+    from conveyor.api.server import StreamClosingServer
 
     if demo_service:
         settings = _with_demo_access(settings)
@@ -110,7 +111,7 @@ def serve_command(
         log_level="info",
         timeout_graceful_shutdown=10,
     )
-    uvicorn.Server(config).run()
+    StreamClosingServer(config, service.streams).run()
 
 
 def _refuse_if_busy(db_path: Path) -> None:

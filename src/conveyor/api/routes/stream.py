@@ -91,7 +91,7 @@ async def stream_run(
     answers it) and the stream closes.
     """
     cursor = last_event_id if last_event_id is not None else after or 0
-    async for item in run_entries(service.backend, view.run_id, cursor):
+    async for item in run_entries(service.backend, view.run_id, cursor, service.streams):
         if isinstance(item, RunEvent):
             yield _message(item)
         else:
@@ -118,5 +118,7 @@ async def stream_runs(
     """
     cursor = last_event_id if last_event_id is not None else after
     owner = owner_filter(principal)
-    async for event in owner_entries(service.backend, service.store, owner, cursor):
+    async for event in owner_entries(
+        service.backend, service.store, owner, cursor, service.streams
+    ):
         yield _message(event)
