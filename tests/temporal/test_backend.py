@@ -15,7 +15,7 @@ import pytest
 from temporalio.client import Client as TemporalClient
 
 from conveyor.actions import ActionRegistry, StepStatus
-from conveyor.backends.temporal.backend import TemporalBackend
+from conveyor.backends.temporal.backend import NoWorkerError, TemporalBackend
 from conveyor.backends.temporal.worker import WorkerOptions, build_workers, run_workers
 from conveyor.client import Client
 from conveyor.config import Settings
@@ -159,3 +159,23 @@ async def test_a_waiting_run_survives_its_workers_and_replays_on_new_ones(
     assert run.outputs == {"result": "ok"}
     each = run.step("each")
     assert each.items is not None and [i.attempt for i in each.items] == [2, 2]
+
+
+async def test_reading_a_running_run_with_no_worker_names_the_problem(
+    temporal_settings: Settings, temporal_registry: ActionRegistry
+) -> None:
+    backend = TemporalBackend(temporal_registry, temporal_settings, query_timeout_seconds=1)
+    async with Client(backend) as client:
+        run_id = await client.start(pipeline(echo(1, id="a")))
+        started = time.monotonic()
+        with pytest.raises(NoWorkerError) as raised:
+            await client.get(run_id)
+        assert time.monotonic() - started < 10
+        queue = f"{temporal_settings.temporal_task_queue_prefix}-workflows"
+        assert raised.value.run_id == run_id and raised.value.task_queue == queue
+        assert "start one with `conveyor worker`" in str(raised.value)
+        with pytest.raises(NoWorkerError):
+            await backend.timeline(run_id)
+        # Once a worker runs, the same run reads and finishes.
+        async with workers(temporal_settings, temporal_registry):
+            assert (await client.wait(run_id, timeout=WAIT)).status is RunStatus.COMPLETED

@@ -10,7 +10,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import (
@@ -29,6 +29,7 @@ from conveyor.backends.temporal import names
 from conveyor.config import Settings
 from conveyor.engine import RunStatus
 from conveyor.errors import (
+    EngineBusyError,
     PipelineValidationError,
     RunNotFoundError,
     RunStateError,
@@ -55,6 +56,27 @@ _TEMPORAL_STATUS = {
 }
 
 
+# How a query that no worker answered ends: refused at once when no poller was seen lately,
+# or given up when one was but did not answer.
+_NO_ANSWER = (
+    RPCStatusCode.FAILED_PRECONDITION,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.CANCELLED,
+)
+
+
+class NoWorkerError(EngineBusyError):
+    """No workflow worker answered for a running run, so it cannot be read now."""
+
+    def __init__(self, run_id: str, task_queue: str, waited: float) -> None:
+        self.run_id = run_id
+        self.task_queue = task_queue
+        super().__init__(
+            f"run {run_id}: no worker answered for its workflows (task queue {task_queue!r}) "
+            f"within {waited:g}s; start one with `conveyor worker`"
+        )
+
+
 class TemporalBackend:
     """Runs pipelines as Temporal workflows.
 
@@ -63,6 +85,8 @@ class TemporalBackend:
         settings: Address, namespace and task-queue prefix.
         client: A connected Temporal client to use instead of connecting.
         heartbeat_seconds: How soon a lost worker is noticed (activities heartbeat within it).
+        query_timeout_seconds: How long reading a running run waits for a workflow worker to
+            answer before `NoWorkerError`.
     """
 
     def __init__(
@@ -72,11 +96,13 @@ class TemporalBackend:
         *,
         client: Client | None = None,
         heartbeat_seconds: float = 30.0,
+        query_timeout_seconds: float = 10.0,
     ) -> None:
         self.settings = settings or Settings()
         self.registry = registry if registry is not None else ActionRegistry.default()
         self._client = client
         self.heartbeat_seconds = heartbeat_seconds
+        self.query_timeout_seconds = query_timeout_seconds
 
     @property
     def client(self) -> Client:
@@ -193,13 +219,24 @@ class TemporalBackend:
         closed = await self._closed_view(handle, described)
         if closed is not None:
             return RunView.model_validate(closed)
+        return RunView.model_validate(await self._query(run_id, names.QUERY_VIEW))
+
+    async def _query(self, run_id: str, query: str) -> Any:
+        """Ask the run's workflow; a worker answers, within the query timeout."""
         try:
-            data = await handle.query(names.QUERY_VIEW)
+            return await self._handle(run_id).query(
+                query, rpc_timeout=timedelta(seconds=self.query_timeout_seconds)
+            )
         except RPCError as exc:
             if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
                 raise RunNotFoundError(run_id) from exc
+            if exc.status in _NO_ANSWER:
+                raise NoWorkerError(
+                    run_id,
+                    names.workflow_queue(self.settings.temporal_task_queue_prefix),
+                    self.query_timeout_seconds,
+                ) from exc
             raise
-        return RunView.model_validate(data)
 
     async def _closed_view(
         self, handle: WorkflowHandle[Any, Any], described: WorkflowExecutionDescription
@@ -299,13 +336,7 @@ class TemporalBackend:
 
     async def timeline(self, run_id: str, after: int = 0, limit: int = 1000) -> list[RunEvent]:
         """The run's timeline entries after `after`."""
-        try:
-            entries = await self._handle(run_id).query(names.QUERY_TIMELINE)
-        except RPCError as exc:
-            # Only a missing run is "not found"; no worker to answer is another problem.
-            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
-                raise RunNotFoundError(run_id) from exc
-            raise
+        entries = await self._query(run_id, names.QUERY_TIMELINE)
         chosen = [e for e in entries if e["seq"] > after][:limit]
         return [_timeline_event(run_id, entry) for entry in chosen]
 
