@@ -34,6 +34,17 @@ TEMPORAL_BOUND = 1.3
 """Conveyor on Temporal may take at most this many times the hand-written workflow's time."""
 BOUNDED = ("seq100", "par100")
 
+NOTES = (
+    "waiting10k/waiting100k: RSS is the one process holding the runs for Conveyor embedded "
+    "and DBOS, and the dev server's plus the worker process's for hand-written Temporal; "
+    "routing is from sending the event (a signal, DBOS.send) until the run's result is there",
+    "seq100/par100/par1000 on Temporal: from starting the workflow until its result is "
+    "available; Conveyor's `via_wait` adds the query `backend.wait()` makes for the run view",
+    "event_resume: until the step after the waiting one starts executing (a marker action or "
+    "activity or step in the same process as the sender)",
+)
+"""What each kind of figure means across systems, shown under the table when it applies."""
+
 CHARTED = (
     ("seq100", "total"),
     ("par100", "total"),
@@ -74,7 +85,10 @@ def ratio_text(value: float | None) -> str:
     """A ratio as `0.42×`, or `—` when there is none."""
     if value is None or math.isnan(value):
         return "—"
-    return f"{value:.2f}×" if value < 10 else f"{value:.0f}×"
+    if value >= 10:
+        return f"{value:.0f}×"
+    # Two significant digits below 0.1, so 1/2000 does not read as zero.
+    return f"{value:.2f}×" if value >= 0.1 else f"{value:.2g}×"
 
 
 def cell(report: Report, system: str, workload: str, key: str) -> str:
@@ -187,6 +201,7 @@ def markdown(report: Report) -> list[str]:
         "",
     ]
     lines += [f"- {line}" for line in bound_lines(report)]
+    lines += [f"- {line}" for line in NOTES if any(row.workload in line for row in report.rows)]
     for (system, workload), reason in report.skipped.items():
         lines.append(f"- {SYSTEMS.get(system, system)}, {workload}: {reason}")
     lines += [

@@ -227,6 +227,11 @@ def print_table(report: Report, console: Console) -> None:
     for line in report.summary():
         style = "red" if line.startswith(("MISSED", "CRASHED")) else "green"
         console.print(f"[{style}]{line}[/]", highlight=False)
+    comparison = compare.markdown(report)
+    if comparison:
+        console.print()
+        # The Markdown section as it is written, so what is read here can be pasted.
+        console.print("\n".join(comparison), highlight=False, markup=False)
 
 
 def markdown(report: Report) -> str:

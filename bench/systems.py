@@ -24,6 +24,17 @@ from bench.temporal_server import DevServer, Unavailable, dev_server
 TIMEOUTS = {"waiting10k": 900.0, "waiting100k": 900.0, "event_resume": 600.0}
 """Seconds all repeats of one workload may take on one system; 300 for the others."""
 TEMPORAL = ("conveyor-temporal", "temporal")
+REPEAT_CAP = 3
+"""Repeats on the other systems at most (their runs take seconds, not milliseconds)."""
+WAITING_REPEAT = 1
+"""Repeats of a waiting workload on the other systems: each is thousands of runs already."""
+
+
+def repeat_of(workload: str, repeat: int) -> int:
+    """How many repeats the other systems run of `workload` when Conveyor runs `repeat`."""
+    if workload.startswith("waiting"):
+        return min(repeat, WAITING_REPEAT)
+    return min(repeat, REPEAT_CAP)
 
 
 def timeout_of(workload: str) -> float:
@@ -102,6 +113,7 @@ def run_systems(
     logs: Path,
 ) -> None:
     """Measure `workload` on each of `systems` (none of them Conveyor embedded)."""
+    repeat = repeat_of(workload.name, repeat)
     with ExitStack() as stack:
         server: DevServer | None = None
         for system in systems:

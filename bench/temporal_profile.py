@@ -1,4 +1,4 @@
-"""Where a sequential step's time goes on Temporal: `python -m bench.temporal_profile`.
+"""Where a sequential step's time goes on Temporal: `python -m bench.temporal_profile [--fan]`.
 
 Runs the 100-step chain four ways on one dev server:
 
@@ -29,6 +29,7 @@ from temporalio.worker import Worker
 
 from bench.actions import registry
 from bench.harness import pipeline
+from bench.par1000 import fan
 from bench.peer_envs import SCRIPTS
 from bench.seq100 import chain
 from bench.temporal_server import dev_server
@@ -41,6 +42,13 @@ from conveyor.backends.temporal.workflows import MailboxWorkflow, RunWorkflow
 from conveyor.config import Settings
 
 STEPS = 100
+FAN = "--fan" in sys.argv[1:]
+"""`--fan`: the 100 steps in parallel (par100) instead of in a chain."""
+
+
+def document() -> dict[str, object]:
+    """The pipeline measured: the chain, or with `--fan` the fan."""
+    return fan(STEPS) if FAN else chain(STEPS)
 
 
 def phases(history: WorkflowHistory) -> dict[str, float]:
@@ -87,7 +95,7 @@ async def conveyor(client: Client, address: str) -> WorkflowHistory:
     stop = asyncio.Event()
     workers = asyncio.create_task(run_workers(build_workers(client, actions, settings), stop))
     try:
-        spec = pipeline(chain(STEPS))
+        spec = pipeline(document())
         await backend.wait(await backend.start_run(spec))  # Warm-up.
         started = time.perf_counter()
         run_id = await backend.start_run(spec)
@@ -124,7 +132,7 @@ async def conveyor_one_queue(client: Client) -> WorkflowHistory:
     backend = TemporalBackend(actions, settings, client=client)
     try:
         async with worker:
-            spec = pipeline(chain(STEPS))
+            spec = pipeline(document())
             await backend.wait(await backend.start_run(spec))  # Warm-up.
             started = time.perf_counter()
             run_id = await backend.start_run(spec)
@@ -138,11 +146,13 @@ async def conveyor_one_queue(client: Client) -> WorkflowHistory:
 
 async def hand_written(client: Client, separate_queue: bool) -> WorkflowHistory:
     sys.path.insert(0, str(SCRIPTS))
-    from temporal_flows import Sequential, noop  # type: ignore[import-not-found]
+    from temporal_flows import Parallel, Sequential, noop  # type: ignore[import-not-found]
+
+    shape = Parallel if FAN else Sequential
 
     queue = f"profile-{uuid.uuid4().hex[:8]}"
     activity_queue = f"{queue}-activities" if separate_queue else queue
-    workers = [Worker(client, task_queue=queue, workflows=[Sequential], activities=[noop])]
+    workers = [Worker(client, task_queue=queue, workflows=[shape], activities=[noop])]
     if separate_queue:
         workers.append(Worker(client, task_queue=activity_queue, activities=[noop]))
     started = 0.0
@@ -152,7 +162,7 @@ async def hand_written(client: Client, separate_queue: bool) -> WorkflowHistory:
         for _ in range(2):  # A warm-up, then the one measured.
             started = time.perf_counter()
             handle = await client.start_workflow(
-                Sequential.run,
+                shape.run,
                 args=[STEPS, activity_queue] if separate_queue else [STEPS],
                 id=uuid.uuid4().hex,
                 task_queue=queue,

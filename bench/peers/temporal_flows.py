@@ -44,9 +44,14 @@ class Sequential:
 @workflow.defn
 class Parallel:
     @workflow.run
-    async def run(self, steps: int) -> None:
+    async def run(self, steps: int, activity_queue: str | None = None) -> None:
         await asyncio.gather(
-            *(workflow.execute_activity(noop, start_to_close_timeout=TIMEOUT) for _ in range(steps))
+            *(
+                workflow.execute_activity(
+                    noop, start_to_close_timeout=TIMEOUT, task_queue=activity_queue
+                )
+                for _ in range(steps)
+            )
         )
 
 
@@ -64,3 +69,8 @@ class Waiter:
     @workflow.signal
     def done(self) -> None:
         self._done = True
+
+    @workflow.query
+    def ready(self) -> bool:
+        """Answered once the workflow's first task has run (it is waiting)."""
+        return True

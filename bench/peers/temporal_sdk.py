@@ -28,12 +28,17 @@ async def timed(client: Client, queue: str, workflow_run: Any, steps: int) -> fl
     return now() - started
 
 
-async def until_waiting(client: Client, count: int) -> None:
-    """Until `count` Waiter workflows have had their first workflow task completed."""
+async def until_waiting(client: Client, handles: list[Any]) -> None:
+    """Until every Waiter is running and the last started has answered a query.
+
+    Workflow tasks are served about in order, so once the last one has run its first task the
+    others have too; a signal sent earlier would only be buffered, not lost.
+    """
     query = "WorkflowType = 'Waiter' AND ExecutionStatus = 'Running'"
     # Visibility can only be polled: there is nothing to wait on.
-    while (await client.count_workflows(query)).count < count:  # noqa: ASYNC110
+    while (await client.count_workflows(query)).count < len(handles):  # noqa: ASYNC110
         await asyncio.sleep(0.2)
+    await handles[-1].query(Waiter.ready)
 
 
 async def event_resume(client: Client, queue: str, runs: int) -> dict[str, float]:
@@ -42,7 +47,7 @@ async def event_resume(client: Client, queue: str, runs: int) -> dict[str, float
         await client.start_workflow(Waiter.run, True, id=uuid.uuid4().hex, task_queue=queue)
         for _ in range(runs + 1)
     ]
-    await until_waiting(client, runs + 1)
+    await until_waiting(client, handles)
     latencies: list[float] = []
     for index, handle in enumerate(handles):
         future = MARKED[handle.id] = loop.create_future()
@@ -70,7 +75,7 @@ async def waiting(
             for _ in range(first, min(first + 500, runs))
         ]
         handles += await asyncio.gather(*batch)
-    await until_waiting(client, runs)
+    await until_waiting(client, handles)
     start_seconds = now() - started
     memory = rss()
     latencies: list[float] = []

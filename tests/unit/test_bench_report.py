@@ -43,6 +43,8 @@ def test_ratio_is_conveyors_median_over_the_peers() -> None:
     assert compare.ratio(mine, Row("seq100", MS, [0.0], "temporal")) is None
     assert compare.ratio_text(0.16) == "0.16×"
     assert compare.ratio_text(None) == "—"
+    assert compare.ratio_text(0.00054) == "0.00054×"
+    assert compare.ratio_text(42.4) == "42×"
 
 
 def test_the_comparison_table_shows_medians_ranges_ratios_and_skips() -> None:
