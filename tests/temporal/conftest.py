@@ -30,6 +30,15 @@ HEARTBEAT_SECONDS = 2.0
 """How soon a lost worker is noticed in these tests."""
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the dev server `temporal`, so `-m "not temporal"` skips it."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_temporal = callspec is not None and callspec.params.get("conveyor") == "temporal"
+        if on_temporal or "temporal_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.temporal)
+
+
 @pytest.fixture(scope="session")
 def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The address (`127.0.0.1:<port>`) of a Temporal dev server running for the session."""

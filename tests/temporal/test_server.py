@@ -29,6 +29,7 @@ def test_the_session_server_is_on_loopback_at_a_free_port(temporal_server: str) 
 
 
 @pytest.mark.slow
+@pytest.mark.temporal
 def test_a_stopped_server_leaves_no_process(tmp_path: Path) -> None:
     # dev_server returns only once the server answers a visibility call.
     with dev_server(tmp_path) as address:
