@@ -203,11 +203,13 @@ class TemporalBackend:
     async def get(self, run_id: str) -> RunView:
         """The run with its steps.
 
-        A closed run is read from its memo, which the cluster answers alone; a running one
-        from a query, which a workflow worker answers.
+        A closed run is read from what the cluster keeps (its result, its failure's details,
+        or a cancelled run's memo), with no worker needed; a running one from a query, which a
+        workflow worker answers.
 
         Raises:
             RunNotFoundError: Temporal does not know the run (never started, or past retention).
+            NoWorkerError: the run is running and no workflow worker answered in time.
         """
         handle = self._handle(run_id)
         try:
