@@ -66,7 +66,7 @@ _NO_ANSWER = (
 
 
 class NoWorkerError(EngineBusyError):
-    """No workflow worker answered for a running run, so it cannot be read now."""
+    """No workflow worker answered a query about a run (its view or timeline) in time."""
 
     def __init__(self, run_id: str, task_queue: str, waited: float) -> None:
         self.run_id = run_id
