@@ -140,8 +140,17 @@ def main() -> None:
         # about a second per event: fewer events keep them within the bench's time bound.
         "event_resume": lambda: event_resume(10 if args.quick else 20),
         "waiting10k": lambda: waiting(10_000, 20),
-        "waiting100k": lambda: waiting(10_000 if args.quick else 100_000, 20),
     }
+    if name == "waiting100k" and not args.quick:
+        emit(
+            not_offered(
+                "not measured: 10,000 waiting workflows take about 150 s to start here (about "
+                "65 a second with 2 cores), so 100,000 would take 25 minutes or "
+                "more, past the bench's bound; waiting10k is the measured size"
+            )
+        )
+        return
+    plans["waiting100k"] = lambda: waiting(10_000, 20)
     if name not in plans:
         emit(not_offered(f"no DBOS version of {name}"))
         return
