@@ -274,6 +274,9 @@ class RunWorkflow:
         }
 
     async def _execute(self, command: Execute) -> None:
+        # Taken while running: when a worker evicts the run, this coroutine is closed outside
+        # any event loop, where asking for the current task raises.
+        me = asyncio.current_task()
         meta = self._meta(command.step_id)
         timeout = command.timeout_seconds
         options = self._data.get("activity", {})
@@ -331,7 +334,7 @@ class RunWorkflow:
         except asyncio.CancelledError:
             return
         finally:
-            if self._running.get((command.step_id, command.index)) is asyncio.current_task():
+            if self._running.get((command.step_id, command.index)) is me:
                 del self._running[(command.step_id, command.index)]
         if outcome.get("ok"):
             result = ActionResult.model_validate(outcome["result"])
