@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -325,6 +325,32 @@ class TemporalBackend:
             retry_of=run_id,
         )
 
+    async def run_for_key(self, idempotency_key: str) -> str | None:
+        """The run started with `idempotency_key`, if Temporal knows its workflow."""
+        run_id = names.keyed_run_id(self.settings.temporal_task_queue_prefix, idempotency_key)
+        try:
+            await self._handle(run_id).describe()
+        except RPCError as exc:
+            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                return None
+            raise
+        return run_id
+
+    async def pipeline_document(self, run_id: str) -> dict[str, Any]:
+        """The pipeline the run runs, as the document its workflow was started with.
+
+        Raises:
+            RunNotFoundError: no such run.
+        """
+        try:
+            data = await self._first_input(run_id)
+        except RPCError as exc:
+            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                raise RunNotFoundError(run_id) from exc
+            raise
+        document: dict[str, Any] = data["pipeline"]
+        return document
+
     async def _first_input(self, run_id: str) -> dict[str, Any]:
         history = await self._handle(run_id).fetch_history()
         for event in history.events:
@@ -430,6 +456,17 @@ class TemporalBackend:
             correlation_id=correlation,
             status=RouteStatus.ACCEPTED if correlation else RouteStatus.UNROUTABLE,
         )
+
+    async def send_events(self, events: Sequence[Event | Mapping[str, Any]]) -> list[EventReceipt]:
+        """Send each event (see `send_event`), concurrently; receipts in the given order.
+
+        Every event is checked before any is sent, so a malformed one sends none.
+        """
+        checked = [
+            e if isinstance(e, Event) else event_from_body(e, paths=self.settings.correlation_paths)
+            for e in events
+        ]
+        return list(await asyncio.gather(*(self.send_event(e) for e in checked)))
 
     async def pending_events(self, correlation_id: str) -> list[dict[str, Any]]:
         """Events kept for a correlation id nobody waits on yet."""
