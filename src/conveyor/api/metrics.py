@@ -8,6 +8,10 @@ when scraped, so they are right after a restart and include what other processes
 only passes through this process is counted as it happens: step durations (from the engine's
 committed timeline entries), events received over HTTP (the events route calls
 `count_event`), and queue depths (read from the engine when scraped).
+
+On Temporal only the events received are served: runs live on the cluster, not in the
+database, step durations would need the engine's commits, and queues are the workers'. Those
+metrics are left out rather than served as zeros.
 """
 
 from __future__ import annotations
@@ -34,14 +38,16 @@ _MAX_TRACKED = 100_000
 class Metrics:
     """The service's metrics."""
 
-    def __init__(self, backend: LocalBackend, store: Store) -> None:
+    def __init__(self, store: Store, backend: LocalBackend | None = None) -> None:
+        """Metrics of a service whose own database is `store`; `backend` is the embedded
+        engine, None on Temporal (where only the events received are served)."""
         self.registry = CollectorRegistry(auto_describe=True)
         self.step_duration = Histogram(
             "conveyor_step_duration_seconds",
             "Time from a step (or fan-out item) starting to run to its end, by final status.",
             ["status"],
             buckets=_STEP_BUCKETS,
-            registry=self.registry,
+            registry=self.registry if backend is not None else None,
         )
         self.events = Counter(
             "conveyor_events_received",
@@ -49,14 +55,15 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
-        self.registry.register(_StoreCollector(backend, store))
+        if backend is not None:
+            self.registry.register(_StoreCollector(backend, store))
         self._started: dict[tuple[str, str | None, int | None], float] = {}
         self._unsubscribe: Callable[[], None] | None = None
         self._backend = backend
 
     def start(self) -> None:
         """Follow the engine's timeline for step durations."""
-        if self._unsubscribe is None:
+        if self._unsubscribe is None and self._backend is not None:
             self._unsubscribe = self._backend.subscribe_events(self._on_events)
 
     def stop(self) -> None:

@@ -1,10 +1,11 @@
-"""What the HTTP app serves: the engine, its settings and the service's own storage.
+"""What the HTTP app serves: the backend, its settings and the service's own storage.
 
-One `Service` a process. It starts the embedded engine, opens a second connection to the same
-SQLite file for the service's own tables (pipeline catalog, API keys; the engine's connection
-stays the engine's), and runs the start and stop hooks other parts of the service register:
-anything with a background task (publishers, streams) adds itself to `on_start`/`on_stop`
-instead of being known here.
+One `Service` a process. It starts the backend (the embedded engine, or a client of a Temporal
+cluster: `Settings.backend`), opens its own connection to the SQLite file for the service's
+tables (pipeline catalog, API keys; on the embedded backend the engine's connection stays the
+engine's), and runs the start and stop hooks other parts of the service register: anything
+with a background task (publishers, streams) adds itself to `on_start`/`on_stop` instead of
+being known here. Routes reach the backend through `Service.engine` (`conveyor.api.engine`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from conveyor.actions import ActionRegistry
+from conveyor.api.engine import LocalEngine, ServiceBackend, TemporalEngine
 from conveyor.api.keys import hash_secret
 from conveyor.api.metrics import Metrics
 from conveyor.api.sse import StreamGate
@@ -25,6 +27,7 @@ from conveyor.backends.local.store import Store
 from conveyor.config import Settings
 
 if TYPE_CHECKING:
+    from conveyor.backends.temporal.backend import TemporalBackend
     from conveyor.publishing import Dispatcher
 
 log = structlog.get_logger("conveyor.api")
@@ -58,10 +61,10 @@ class AuthConfig:
 
 @dataclass
 class Service:
-    """The engine and everything the routes share.
+    """The backend and everything the routes share.
 
     Attributes:
-        backend: The embedded engine.
+        backend: The embedded engine, or the Temporal backend.
         settings: The settings it runs with.
         registry: The actions (the engine's registry).
         store: The service's own connection to the engine's database.
@@ -70,9 +73,10 @@ class Service:
         on_start: Awaited in order after the engine and store are up.
         on_stop: Awaited in reverse order before they go down.
         publishing: What publishes run lifecycles (`conveyor.api.publishing.install`).
+        engine: What the routes use of the backend.
     """
 
-    backend: LocalBackend
+    backend: LocalBackend | TemporalBackend
     settings: Settings
     registry: ActionRegistry
     store: Store
@@ -85,6 +89,18 @@ class Service:
     """Publishes run lifecycles to callback topics and webhooks; None when not installed."""
     streams: StreamGate = field(default_factory=StreamGate)
     """Closed when the server begins to stop, which ends the live (SSE) streams."""
+    engine: ServiceBackend = field(init=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.backend, LocalBackend):
+            self.engine = LocalEngine(self.backend, self.store)
+        else:
+            self.engine = TemporalEngine(self.backend)
+
+    @property
+    def local(self) -> LocalBackend | None:
+        """The embedded engine, or None on Temporal."""
+        return self.backend if isinstance(self.backend, LocalBackend) else None
 
     @classmethod
     def create(
@@ -94,46 +110,49 @@ class Service:
         registry: ActionRegistry | None = None,
         db_path: str | Path | None = None,
         auth_enabled: bool = True,
-        backend: LocalBackend | None = None,
+        backend: LocalBackend | TemporalBackend | None = None,
     ) -> Service:
-        """A service over a new embedded engine (nothing runs until `start()`).
+        """A service over a new backend of `settings.backend` (nothing runs until `start()`).
 
         Args:
             settings: Settings; read from the environment when None.
             registry: The actions; discovered from entry points when None.
             db_path: The SQLite file; `settings.db_path` when None.
             auth_enabled: False for insecure local mode (no API keys).
-            backend: An engine to serve instead of making one.
+            backend: A backend to serve instead of making one.
         """
         settings = settings or Settings()
         if db_path is not None:
             settings = settings.model_copy(update={"db_path": Path(db_path)})
         if backend is None:
-            backend = LocalBackend(registry, settings)
+            backend = _backend_of(registry, settings)
         token = settings.events_token
         auth = AuthConfig(
             enabled=auth_enabled,
             events_token_hash=hash_secret(token.get_secret_value()) if token else None,
         )
-        store = Store(backend.store.path)
+        local = backend if isinstance(backend, LocalBackend) else None
+        store = Store(local.store.path if local is not None else backend.settings.db_path)
         service = cls(
             backend=backend,
             settings=backend.settings,
             registry=backend.registry,
             store=store,
             auth=auth,
-            metrics=Metrics(backend, store),
+            metrics=Metrics(store, local),
         )
-        from conveyor.api.publishing import install  # It builds on this module.
+        if local is not None:
+            # Publishing follows the engine's commits; Temporal has none to follow.
+            from conveyor.api.publishing import install  # It builds on this module.
 
-        install(service)
+            install(service)
         return service
 
     async def start(self) -> None:
-        """Start the engine, open the store, then run the `on_start` hooks."""
+        """Start the backend, open the store, then run the `on_start` hooks."""
         if self.started:
             return
-        await self.backend.start()
+        await self.engine.start()
         self.store.open()
         self.metrics.start()
         self.started = True
@@ -152,4 +171,14 @@ class Service:
         self.metrics.stop()
         self.started = False
         self.store.close()
-        await self.backend.stop()
+        await self.engine.stop()
+
+
+def _backend_of(
+    registry: ActionRegistry | None, settings: Settings
+) -> LocalBackend | TemporalBackend:
+    if settings.backend == "temporal":
+        from conveyor.backends.temporal.backend import TemporalBackend
+
+        return TemporalBackend(registry, settings)
+    return LocalBackend(registry, settings)

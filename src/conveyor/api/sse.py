@@ -1,12 +1,15 @@
-"""Live reads of the timeline: async iterators of `RunEvent`s, woken by the engine's commits.
+"""Live reads of the timeline: async iterators of `RunEvent`s, woken when a run changes.
 
-A reader replays what is stored after its cursor, then sleeps until `LocalBackend.subscribe`
-says a run changed, and reads on from the same cursor. The timeline table is the single source:
+A reader replays what is stored after its cursor, then sleeps until the backend's `watch` says
+the run may have changed (the embedded engine's commits; a timer on Temporal, where nothing
+announces a change), and reads on from the same cursor. The timeline table is the single source:
 nothing is buffered per reader, so a slow reader cannot lose entries or hold the engine back,
 and one that reconnects with its last seq gets exactly the rest.
 
 The cursor is the timeline's `seq`, one sequence for the whole database (an AUTOINCREMENT key),
 so it orders entries across runs too: the per-owner stream is resumable with the same cursor.
+Temporal has no such sequence (each run counts its own), so the per-owner stream needs the
+embedded backend.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from conveyor.api.engine import ServiceBackend, subscribed
 from conveyor.backends.local import LocalBackend
 from conveyor.backends.local.sql import Q
 from conveyor.backends.local.store import Store, loads
@@ -44,6 +48,15 @@ class StreamGate:
         for changed in list(self._waiting):
             changed.set()
 
+    @contextmanager
+    def holding(self, changed: asyncio.Event) -> Iterator[asyncio.Event]:
+        """`changed`, also set when the gate closes (until the block ends)."""
+        self._waiting.add(changed)
+        try:
+            yield changed
+        finally:
+            self._waiting.discard(changed)
+
 
 @contextmanager
 def woken(
@@ -53,25 +66,28 @@ def woken(
 
     Unsubscribed on exit.
     """
-    changed = asyncio.Event()
+    with subscribed(backend, accept) as changed:
+        if gate is None:
+            yield changed
+        else:
+            with gate.holding(changed):
+                yield changed
 
-    def listener(run_id: str) -> None:
-        if accept(run_id):
-            changed.set()
 
-    unsubscribe = backend.subscribe(listener)
-    if gate is not None:
-        gate._waiting.add(changed)
-    try:
-        yield changed
-    finally:
-        unsubscribe()
-        if gate is not None:
-            gate._waiting.discard(changed)
+@contextmanager
+def _watching(
+    engine: ServiceBackend, run_id: str, gate: StreamGate | None
+) -> Iterator[asyncio.Event]:
+    with engine.watch(run_id) as changed:
+        if gate is None:
+            yield changed
+        else:
+            with gate.holding(changed):
+                yield changed
 
 
 async def run_entries(
-    backend: LocalBackend, run_id: str, after: int = 0, gate: StreamGate | None = None
+    engine: ServiceBackend, run_id: str, after: int = 0, gate: StreamGate | None = None
 ) -> AsyncIterator[RunEvent | RunView]:
     """The run's timeline after `after`, live, then its final view once it has ended.
 
@@ -81,20 +97,26 @@ async def run_entries(
     Raises:
         RunNotFoundError: no such run.
     """
-    with woken(backend, lambda changed: changed == run_id, gate) as changed:
+    with _watching(engine, run_id, gate) as changed:
         while True:
             # Cleared before reading: a change committed while the entries are being yielded
             # sets it again, so nothing committed after the read is slept through.
             changed.clear()
-            batch = await backend.timeline(run_id, after=after, limit=PAGE)
+            batch = await engine.timeline(run_id, after=after, limit=PAGE)
             for event in batch:
                 yield event
                 after = event.seq
             if len(batch) == PAGE:
                 continue
             if not changed.is_set():
-                view = backend.view(run_id)
+                view = await engine.get(run_id)
                 if view.status.is_terminal:
+                    # Where a change is not announced (Temporal) the run may have ended after
+                    # the read above: what it wrote before ending comes first.
+                    while batch := await engine.timeline(run_id, after=after, limit=PAGE):
+                        for event in batch:
+                            yield event
+                            after = event.seq
                     yield view
                     return
             await changed.wait()

@@ -56,8 +56,8 @@ async def list_deliveries(
 ) -> Page[DeliveryView]:
     """Every message sent (or being sent) to the run's callback topics and webhooks, oldest
     first, with its status (`pending`, `delivered`, `failed`), attempts and last error."""
-    record = service.store.run_record(run_id)
-    if not principal.can_see(record.owner):
+    view = await service.engine.get(run_id)
+    if not principal.can_see(view.owner):
         raise not_found("run", run_id)
     rows, total = Outbox(service.store).deliveries_of(run_id, status, limit, offset)
     items = [

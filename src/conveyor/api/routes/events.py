@@ -9,6 +9,10 @@ Dapr reads a delivery's outcome (``SUCCESS``, ``RETRY``, ``DROP``).
 Senders prove themselves with the events token (`Settings.events_token`) as
 ``Authorization: Bearer <token>`` or in Dapr's ``dapr-api-token`` header, or with an API key
 of ``write`` scope. Events belong to no owner: listing them needs an ``admin`` key.
+
+On Temporal an event is kept by its correlation id's mailbox workflow, which forwards it to
+the steps waiting on it: each receipt says `accepted`, and the stored-event listings answer
+501 (there is no event log to list).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from conveyor.api.deps import LOCAL_OWNER, Admin, Principal, ServiceDep
+from conveyor.api.engine import embedded
 from conveyor.api.errors import ApiError, error_response, responses
 from conveyor.api.ingress import MAX_BATCH, read_events
 from conveyor.api.keys import authenticate
@@ -148,7 +153,7 @@ async def _accept(service: Service, request: Request) -> tuple[list[EventReceipt
     events, batch = read_events(body, request.headers, service.settings.correlation_paths)
     try:
         # One commit for the whole request: a batch costs little more than one event.
-        receipts = await service.backend.send_events(events)
+        receipts = await service.engine.send_events(events)
     except sqlite3.OperationalError as exc:
         # The database is locked or out of space: nothing is wrong with the event itself.
         log.warning("event_not_stored", error=str(exc))
@@ -284,7 +289,8 @@ class EventView(BaseModel):
 async def _page(
     service: Service, statuses: list[str] | None, limit: int, offset: int
 ) -> Page[EventView]:
-    items = await service.backend.list_events(status=statuses, limit=limit, offset=offset)
+    local = embedded(service.engine, "listing stored events")
+    items = await local.list_events(status=statuses, limit=limit, offset=offset)
     counts = dict(service.store.db.execute(Q["events_by_status"]).fetchall())
     total = sum(n for status, n in counts.items() if statuses is None or status in statuses)
     return Page(
@@ -296,7 +302,7 @@ async def _page(
     "/events",
     response_model=Page[EventView],
     summary="List stored events",
-    responses=responses(401, 403, 422),
+    responses=responses(401, 403, 422, 501),
 )
 async def list_events(
     service: ServiceDep,
@@ -313,7 +319,7 @@ async def list_events(
     "/events/unroutable",
     response_model=Page[EventView],
     summary="List events no step received",
-    responses=responses(401, 403, 422),
+    responses=responses(401, 403, 422, 501),
 )
 async def list_unroutable(
     service: ServiceDep, admin: Admin, limit: Limit = 50, offset: Offset = 0

@@ -5,6 +5,9 @@ waits. An answer is checked here first (the decision, and an approval's data aga
 each problem named by its path), then delivered as an event through the engine, so it is
 stored before it is applied and the same answer sent twice is applied once. Runs are isolated
 by owner as in `conveyor.api.routes.runs`: another owner's run answers 404.
+
+On Temporal an answer is `accepted` by the run's event mailbox rather than routed at once;
+the step acts on it as soon as the mailbox forwards it.
 """
 
 from __future__ import annotations
@@ -51,8 +54,8 @@ class SubmissionReceipt(BaseModel):
     index: int | None = None
     event_id: str = Field(description="The id of the event that carried the decision.")
     delivery: RouteStatus = Field(
-        description="`routed` (delivered to the step) or `duplicate` (this very answer was "
-        "delivered before)."
+        description="`routed` (delivered to the step), `duplicate` (this very answer was "
+        "delivered before) or, on Temporal, `accepted` (handed to the step's mailbox)."
     )
     decision: str
     decided_by: str
@@ -74,8 +77,8 @@ async def list_requests(
     run_id: str, service: ServiceDep, principal: Reader, limit: Limit = 50, offset: Offset = 0
 ) -> Page[InputRequest]:
     """The run's steps (and items) waiting for a person's decision, in the pipeline's order."""
-    view = _visible(service, principal, run_id)
-    document = _document(service, run_id)
+    view = await _visible(service, principal, run_id)
+    document = await service.engine.pipeline_document(run_id)
     found = open_requests(view, step_actions(document), step_params(document))
     return Page(items=found[offset : offset + limit], total=len(found), limit=limit, offset=offset)
 
@@ -140,8 +143,8 @@ async def _answer(
     index: int | None,
     body: Submission,
 ) -> SubmissionReceipt:
-    view = _visible(service, principal, run_id)
-    request = _open_request(service, view, step_id, index)
+    view = await _visible(service, principal, run_id)
+    request = await _open_request(service, view, step_id, index)
     if request.approvers and principal.owner not in request.approvers:
         raise ApiError(
             403,
@@ -161,8 +164,8 @@ async def _answer(
             fields=[FieldError(path=path, message=message) for path, message in problems],
         )
     event = decision_event(request, body, decided_by=principal.owner)
-    receipt = await service.backend.send_event(event)
-    if receipt.status not in (RouteStatus.ROUTED, RouteStatus.DUPLICATE):
+    receipt = await service.engine.send_event(event)
+    if receipt.status not in _DELIVERED:
         # Only when the step stopped waiting between the check above and the send (an engine
         # driven by another process); the event is kept, but no step will take it.
         raise ApiError(
@@ -185,13 +188,19 @@ async def _answer(
     )
 
 
-def _open_request(service: Service, view: RunView, step_id: str, index: int | None) -> InputRequest:
+_DELIVERED = (RouteStatus.ROUTED, RouteStatus.DUPLICATE, RouteStatus.ACCEPTED)
+"""How a delivered answer's event is routed (Temporal's mailbox `accepted` it)."""
+
+
+async def _open_request(
+    service: Service, view: RunView, step_id: str, index: int | None
+) -> InputRequest:
     """The request open at the step (or item); 404 when there is none, 409 when it ended."""
     try:
         step = view.step(step_id)
     except KeyError:
         raise ApiError(404, "not_found", f"run {view.run_id} has no step {step_id!r}") from None
-    document = _document(service, view.run_id)
+    document = await service.engine.pipeline_document(view.run_id)
     action = step_actions(document).get(step_id)
     written = step_params(document).get(step_id)
     if not asks_for_input(action, step, written):
@@ -236,36 +245,23 @@ async def _after_decision(
     service: Service, run_id: str, step_id: str, index: int | None, attempt: int
 ) -> StepView | ItemView:
     """The unit once it has acted on the decision, or as it is after a short wait."""
-    changed = asyncio.Event()
-
-    def listen(changed_run: str) -> None:
-        if changed_run == run_id:
-            changed.set()
-
-    unsubscribe = service.backend.subscribe(listen)
-    try:
-        async with asyncio.timeout(OUTCOME_WAIT_SECONDS):
-            while True:
-                changed.clear()
-                unit = _unit(service.backend.view(run_id).step(step_id), index)
-                if unit.status is not StepStatus.WAITING or unit.attempt != attempt:
-                    return unit
-                await changed.wait()
-    except TimeoutError:
-        return _unit(service.backend.view(run_id).step(step_id), index)
-    finally:
-        unsubscribe()
+    engine = service.engine
+    with engine.watch(run_id) as changed:
+        try:
+            async with asyncio.timeout(OUTCOME_WAIT_SECONDS):
+                while True:
+                    changed.clear()
+                    unit = _unit((await engine.get(run_id)).step(step_id), index)
+                    if unit.status is not StepStatus.WAITING or unit.attempt != attempt:
+                        return unit
+                    await changed.wait()
+        except TimeoutError:
+            return _unit((await engine.get(run_id)).step(step_id), index)
 
 
-def _visible(service: Service, principal: Principal, run_id: str) -> RunView:
+async def _visible(service: Service, principal: Principal, run_id: str) -> RunView:
     """The run, when the principal may see it; 404 otherwise (as for an unknown id)."""
-    view = service.backend.view(run_id)
+    view = await service.engine.get(run_id)
     if not principal.can_see(view.owner):
         raise not_found("run", run_id)
     return view
-
-
-def _document(service: Service, run_id: str) -> dict[str, Any]:
-    """The pipeline the run runs, as stored with it."""
-    record = service.store.run_record(run_id)
-    return service.store.pipeline_document(record.pipeline_hash)

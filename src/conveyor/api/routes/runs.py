@@ -3,11 +3,14 @@
 A run belongs to the owner of the key that started it; another owner's run answers 404, as one
 that does not exist. Runs started by other means (the CLI, the Python API) have no owner and
 are visible to admins only.
+
+On Temporal, listing filters by status and creation time in Temporal's visibility store; by
+pipeline, owner and kind here, from each workflow's memo; and the `total` is counted by
+listing (up to `conveyor.api.engine.COUNT_CAP`).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -21,7 +24,6 @@ from conveyor.api.errors import AUTHED, ApiError, FieldError, not_found, respons
 from conveyor.api.models import MAX_LIMIT, Limit, Offset, Page
 from conveyor.api.service import Service
 from conveyor.api.starting import IdempotencyKey, RunStart, public_view, resolve_start, scoped_key
-from conveyor.backends.local.sql import Q
 from conveyor.engine.state import RunStatus
 from conveyor.runs import RunEvent, RunSummary, RunView, StepView
 
@@ -90,11 +92,11 @@ async def start_run(
             fields=[FieldError(path="idempotency_key", message="differs from the header")],
         )
     scoped = scoped_key(principal.owner, key) if key else None
-    if scoped is not None and service.backend.store.run_for_key(scoped) is not None:
+    if scoped is not None and await service.engine.run_for_key(scoped) is not None:
         response.status_code = 200
     spec, kind, origin = resolve_start(service, principal, body)
     await publishing.check_start(service, body.callback_topics, body.webhooks)
-    run_id = await service.backend.start_run(
+    run_id = await service.engine.start_run(
         spec,
         body.params,
         idempotency_key=scoped,
@@ -103,7 +105,7 @@ async def start_run(
         kind=kind,
     )
     publishing.attach(service, run_id, body.callback_topics, body.webhooks)
-    return public_view(service.backend.view(run_id))
+    return public_view(await service.engine.get(run_id))
 
 
 @router.get(
@@ -133,12 +135,9 @@ async def list_runs(
         "created_before": _seconds(created_before),
     }
     statuses = [s.value for s in status] if status else None
-    items = await service.backend.list_runs(status=statuses, **filters, limit=limit, offset=offset)
-    # The engine lists a page; the total that matches is counted here, with the same filters.
-    count = service.store.db.execute(
-        Q["runs_count"], {**filters, "statuses": json.dumps(statuses) if statuses else None}
-    ).fetchone()[0]
-    return Page(items=items, total=int(count), limit=limit, offset=offset)
+    items = await service.engine.list_runs(status=statuses, **filters, limit=limit, offset=offset)
+    count = await service.engine.count_runs(status=statuses, **filters)
+    return Page(items=items, total=count, limit=limit, offset=offset)
 
 
 @router.get(
@@ -149,7 +148,7 @@ async def list_runs(
 )
 async def get_run(run_id: str, service: ServiceDep, principal: Reader) -> RunView:
     """The run with its steps, progress and (while it runs) an estimate of time left."""
-    return public_view(_visible(service, principal, run_id))
+    return public_view(await _visible(service, principal, run_id))
 
 
 @router.get(
@@ -162,7 +161,7 @@ async def list_steps(
     run_id: str, service: ServiceDep, principal: Reader, limit: Limit = 50, offset: Offset = 0
 ) -> Page[StepView]:
     """The run's steps in the pipeline's order (upstream first)."""
-    steps = _visible(service, principal, run_id).steps
+    steps = (await _visible(service, principal, run_id)).steps
     return Page(items=steps[offset : offset + limit], total=len(steps), limit=limit, offset=offset)
 
 
@@ -180,8 +179,8 @@ async def get_timeline(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT * 10)] = 1000,
 ) -> Timeline:
     """Every status change, progress report and applied event of the run, oldest first."""
-    _visible(service, principal, run_id)
-    items = await service.backend.timeline(run_id, after=after, limit=limit)
+    await _visible(service, principal, run_id)
+    items = await service.engine.timeline(run_id, after=after, limit=limit)
     next_after = items[-1].seq if items else after
     return Timeline(items=items, after=after, limit=limit, next_after=next_after)
 
@@ -202,7 +201,7 @@ async def cancel_run(
 
     Cancelling a cancelled run answers it again; cancelling one that ended otherwise is 409.
     """
-    view = _visible(service, principal, run_id)
+    view = await _visible(service, principal, run_id)
     if view.status is RunStatus.CANCELLED:
         return public_view(view)
     if view.status.is_terminal:
@@ -210,7 +209,7 @@ async def cancel_run(
             409, "conflict", f"run {run_id} is {view.status.value}; it cannot be cancelled"
         )
     reason = body.reason if body is not None else "cancelled"
-    return public_view(await service.backend.cancel(run_id, reason))
+    return public_view(await service.engine.cancel(run_id, reason))
 
 
 @router.post(
@@ -222,15 +221,15 @@ async def cancel_run(
 )
 async def retry_run(run_id: str, service: ServiceDep, principal: Writer) -> RunView:
     """Start a new run of a failed, cancelled or timed-out run; completed steps are kept."""
-    _visible(service, principal, run_id)
-    new_id = await service.backend.retry(run_id)
+    await _visible(service, principal, run_id)
+    new_id = await service.engine.retry(run_id)
     publishing.inherit(service, new_id, run_id)
-    return public_view(service.backend.view(new_id))
+    return public_view(await service.engine.get(new_id))
 
 
-def _visible(service: Service, principal: Principal, run_id: str) -> RunView:
+async def _visible(service: Service, principal: Principal, run_id: str) -> RunView:
     """The run, when the principal may see it; 404 otherwise (as for an unknown id)."""
-    view = service.backend.view(run_id)
+    view = await service.engine.get(run_id)
     if not principal.can_see(view.owner):
         raise not_found("run", run_id)
     return view

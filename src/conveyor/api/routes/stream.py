@@ -6,6 +6,8 @@ id it saw as `Last-Event-ID` (browsers do so on their own) and gets only what ca
 A comment line every 15 s while nothing happens keeps proxies from closing an idle stream.
 
 The seq is one sequence for the whole database, so the per-owner stream resumes the same way.
+On Temporal a run's stream is read by polling its timeline (twice a second), and the per-owner
+stream answers 501: Temporal has no sequence across runs to resume it by.
 Visibility is checked before the stream starts: an unknown run, or another owner's, is a 404
 with the usual error body, never an empty stream.
 """
@@ -19,9 +21,11 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from conveyor.api.deps import Reader, ServiceDep, owner_filter
+from conveyor.api.engine import embedded
 from conveyor.api.errors import AUTHED, not_found, responses
 from conveyor.api.sse import owner_entries, run_entries
 from conveyor.api.starting import public_view
+from conveyor.backends.local import LocalBackend
 from conveyor.runs import RunEvent, RunView
 
 router = APIRouter(tags=["stream"])
@@ -59,12 +63,17 @@ def _json_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def _visible_run(run_id: str, service: ServiceDep, principal: Reader) -> RunView:
+async def _visible_run(run_id: str, service: ServiceDep, principal: Reader) -> RunView:
     # A dependency, so an unknown or hidden run is answered 404 before any byte of the stream.
-    view = service.backend.view(run_id)
+    view = await service.engine.get(run_id)
     if not principal.can_see(view.owner):
         raise not_found("run", run_id)
     return view
+
+
+async def _embedded(service: ServiceDep) -> LocalBackend:
+    # A dependency, so Temporal's 501 is answered before the stream starts.
+    return embedded(service.engine, "the per-owner stream (GET /stream)")
 
 
 def _message(event: RunEvent) -> ServerSentEvent:
@@ -91,7 +100,7 @@ async def stream_run(
     answers it) and the stream closes.
     """
     cursor = last_event_id if last_event_id is not None else after or 0
-    async for item in run_entries(service.backend, view.run_id, cursor, service.streams):
+    async for item in run_entries(service.engine, view.run_id, cursor, service.streams):
         if isinstance(item, RunEvent):
             yield _message(item)
         else:
@@ -102,11 +111,12 @@ async def stream_run(
     "/stream",
     response_class=EventSourceResponse,
     summary="Follow every run of the caller's owner live (Server-Sent Events)",
-    responses=_json_errors(*AUTHED),
+    responses=_json_errors(*AUTHED, 501),
 )
 async def stream_runs(
     service: ServiceDep,
     principal: Reader,
+    local: Annotated[LocalBackend, Depends(_embedded)],
     after: After = None,
     last_event_id: LastEventId = None,
 ) -> AsyncIterator[ServerSentEvent]:
@@ -114,11 +124,10 @@ async def stream_runs(
 
     Without a cursor the stream starts now; with `after` (0: from the start) or
     `Last-Event-ID` it first replays what came after it. Each event's `data` names its run
-    (`run_id`). The stream does not end by itself.
+    (`run_id`). The stream does not end by itself. Needs the embedded backend (501 on
+    Temporal, which has no sequence across runs to resume by: follow each run instead).
     """
     cursor = last_event_id if last_event_id is not None else after
     owner = owner_filter(principal)
-    async for event in owner_entries(
-        service.backend, service.store, owner, cursor, service.streams
-    ):
+    async for event in owner_entries(local, service.store, owner, cursor, service.streams):
         yield _message(event)
