@@ -1,4 +1,6 @@
-"""`conveyor serve`: the HTTP service on the embedded engine.
+"""`conveyor serve`: the HTTP service, on the embedded engine or (CONVEYOR_BACKEND=temporal)
+on a Temporal cluster, whose runs `conveyor worker` processes run. The API is the same; API
+keys and the pipeline catalog stay in the SQLite file on both.
 
 Auth is on by default: requests need an API key (`conveyor keys create`). `--insecure` turns
 it off for local use, and is refused on anything but a loopback address, where nobody else
@@ -72,7 +74,7 @@ def serve_command(
         ),
     ] = False,
 ) -> None:
-    """Serve the HTTP API (OpenAPI at /docs) on the embedded engine."""
+    """Serve the HTTP API (OpenAPI at /docs) on the configured backend (embedded by default)."""
     if insecure and host not in LOOPBACK:
         fail(
             f"--insecure serves without API keys, so it listens on loopback only "
@@ -80,7 +82,8 @@ def serve_command(
             code=2,
         )
     settings = settings_for(db)
-    _refuse_if_busy(settings.db_path)
+    if settings.backend == "local":
+        _refuse_if_busy(settings.db_path)
     configure_logging()
 
     import uvicorn
