@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.peer_envs import Peer, python_of, script
 from bench.temporal_server import DevServer, Unavailable
@@ -57,12 +58,34 @@ def run_peer(
                 done = subprocess.run(
                     command, stdout=subprocess.PIPE, stderr=err, text=True, timeout=timeout
                 )
-            except subprocess.TimeoutExpired:
-                return PeerResult({}, f"timed out after {timeout:g} s (bounded); log: {log}")
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
+            except subprocess.TimeoutExpired as exc:
+                # The figures may be out already, with only the peer's shutdown overrunning.
+                result = _result(exc.stdout)
+                if result is None:
+                    return PeerResult({}, f"timed out after {timeout:g} s (bounded); log: {log}")
+                return _parsed(result)
+    result = _result(done.stdout)
+    if done.returncode != 0 or result is None:
         raise RuntimeError(f"{peer.label} {workload} exited {done.returncode}; log: {log}")
-    result = json.loads(lines[-1])
+    return _parsed(result)
+
+
+def _result(stdout: str | bytes | None) -> dict[str, Any] | None:
+    """The last line of the script's stdout as JSON, if it is a result."""
+    if isinstance(stdout, bytes):
+        stdout = stdout.decode(errors="replace")
+    lines = (stdout or "").strip().splitlines()
+    if not lines:
+        return None
+    try:
+        result = json.loads(lines[-1])
+    except ValueError:
+        return None
+    return result if isinstance(result, dict) else None
+
+
+def _parsed(result: dict[str, Any]) -> PeerResult:
+    """Samples, or the reason the peer gave for having none."""
     if "skipped" in result:
         return PeerResult({}, str(result["skipped"]))
     return PeerResult({key: list(values) for key, values in result["samples"].items()})

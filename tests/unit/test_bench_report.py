@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from bench import compare
 from bench.harness import Metric, median, percentile
+from bench.peer_run import _parsed, _result
 from bench.report import Report, Row, markdown
 
 MS = Metric("total", "start → completed", "ms", target=30.0)
@@ -67,7 +67,7 @@ def test_the_temporal_bound_is_checked_per_workload() -> None:
     ]
     report = _report()
     report.rows[3] = Row("seq100", MS, [140.0], "conveyor-temporal")
-    assert list(compare.bound_lines(report))[0].startswith("MISSED")
+    assert next(iter(compare.bound_lines(report))).startswith("MISSED")
 
 
 def test_markdown_keeps_the_targets_to_conveyor_and_adds_the_comparison() -> None:
@@ -92,3 +92,11 @@ def test_chart_is_written_when_matplotlib_is_there(tmp_path: Path) -> None:
     path = compare.chart(_report(), tmp_path / "latest.png")
     assert path is not None
     assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_peers_result_is_its_last_line_of_json() -> None:
+    out = b'progress\n{"samples": {"total": [1.5, 2.5]}}\n'
+    assert _parsed(_result(out) or {}).samples == {"total": [1.5, 2.5]}
+    assert _parsed({"skipped": "not offered: no"}).skipped == "not offered: no"
+    assert _result("half a line {") is None
+    assert _result(None) is None
