@@ -39,7 +39,6 @@ from conveyor.publishing.outbox import NewDelivery, Outbox, Pending
 from conveyor.publishing.senders import DeliveryError, TopicSender, WebhookSender, encode
 from conveyor.publishing.signing import DELIVERY_HEADER, EVENT_HEADER, TIMESTAMP_HEADER
 from conveyor.publishing.specs import Target, WebhookSpec
-from conveyor.runs import RunEvent
 
 if TYPE_CHECKING:
     from conveyor.backends.local import LocalBackend
@@ -95,7 +94,9 @@ class Dispatcher:
         self.outbox.migrate()
         self._webhooks = WebhookSender(self.settings)
         self._topics = TopicSender(self.settings)
-        self._unsubscribe = self.backend.subscribe_events(self._on_events)
+        # Run ids, not timeline entries: building entries for a listener costs the engine on
+        # every commit, and the pump reads the timeline itself.
+        self._unsubscribe = self.backend.subscribe(self._on_change)
         # Catch up on whatever happened while no dispatcher listened.
         self._watching = set(self.outbox.unfinished_runs())
         self._dirty = set(self._watching)
@@ -175,10 +176,10 @@ class Dispatcher:
         self._dirty.add(run_id)
         self._pump_wake.set()
 
-    def _on_events(self, events: list[RunEvent]) -> None:
+    def _on_change(self, run_id: str) -> None:
         # Called by the engine after a commit: keep it to a set lookup.
-        if events and events[0].run_id in self._watching:
-            self._dirty.add(events[0].run_id)
+        if run_id in self._watching:
+            self._dirty.add(run_id)
             self._pump_wake.set()
 
     # ------------------------------------------------------------ the pump
