@@ -380,8 +380,13 @@ class TemporalBackend:
         limit: int = 50,
         offset: int = 0,
     ) -> list[RunSummary]:
-        """Runs matching the filters, newest first (from Temporal's visibility store)."""
-        clauses = [f"WorkflowType = '{names.RUN_WORKFLOW}'"]
+        """Runs matching the filters, newest first (from Temporal's visibility store).
+
+        Only this deployment's runs (those on its task-queue prefix's workflow queue): another
+        deployment sharing the namespace has runs, and owners, of its own.
+        """
+        queue = names.workflow_queue(self.settings.temporal_task_queue_prefix)
+        clauses = [f"WorkflowType = '{names.RUN_WORKFLOW}'", f"TaskQueue = '{queue}'"]
         if status:
             wanted = [_TEMPORAL_STATUS[s] for s in status if s in _TEMPORAL_STATUS]
             if wanted:
