@@ -142,6 +142,9 @@ async def test_start_inline_stored_and_one_action_and_list_them(
     actions = (await http.get("/runs", params={"kind": "action", "status": "completed"})).json()
     assert [item["run_id"] for item in actions["items"]] == [action["run_id"]]
 
+    pending = (await http.get("/runs", params={"status": "pending"})).json()
+    assert (pending["items"], pending["total"]) == ([], 0)
+
     timeline = (await http.get(f"/runs/{inline['run_id']}/timeline")).json()
     assert timeline["items"] and timeline["next_after"] == timeline["items"][-1]["seq"]
 
