@@ -1,4 +1,4 @@
-"""Conveyor's HTTP service: a FastAPI app over the embedded engine.
+"""Conveyor's HTTP service: a FastAPI app over the embedded engine or Temporal (`Settings.backend`).
 
 service = Service.create(db_path="conveyor.db")
 app = create_app(service)   # serve with uvicorn; the app starts and stops the service
