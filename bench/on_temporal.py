@@ -123,7 +123,7 @@ def plan(name: str, quick: bool) -> Once | None:
 NOT_MEASURED = (
     "not measured on Temporal: each waiting run is a run workflow, a subscription (a local "
     "activity) and a mailbox workflow, so 10,000 runs are 20,000 workflows; the hand-written "
-    "peer's 10,000 take 2-3 minutes to start here, so these would take 5 or more, past the "
+    "peer's 10,000 took about 6 minutes to start here, so these would take over 10, past the "
     "bench's bound"
 )
 

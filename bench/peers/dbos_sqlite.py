@@ -144,8 +144,8 @@ def main() -> None:
     if name == "waiting100k" and not args.quick:
         emit(
             not_offered(
-                "not measured: 10,000 waiting workflows take about 150 s to start here (about "
-                "65 a second with 2 cores), so 100,000 would take 25 minutes or "
+                "not measured: 10,000 waiting workflows took 150-230 s to start here (45-65 "
+                "a second with 2 cores), so 100,000 would take 25 minutes or "
                 "more, past the bench's bound; waiting10k is the measured size"
             )
         )

@@ -112,8 +112,8 @@ async def run(args: Any) -> dict[str, Any]:
     }
     if args.workload not in plans:
         return not_offered(
-            "not measured: 10,000 waiting workflows take 2-3 minutes to start on the dev server "
-            "here (about 70 a second with 2 cores), so 100,000 would take 25 minutes or more, "
+            "not measured: 10,000 waiting workflows took about 6 minutes to start on the dev "
+            "server here (about 30 a second with 2 cores), so 100,000 would take an hour, "
             "past the bench's bound; waiting10k is the measured size"
         )
     worker = Worker(
