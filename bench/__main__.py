@@ -84,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S[,S]",
         help=f"which systems to measure (of {', '.join(SYSTEMS)}; default: conveyor)",
     )
+    # Both options share `systems`; `--peers`' own default (None) would otherwise win.
+    parser.set_defaults(systems=["conveyor"])
     parser.add_argument(
         "--out",
         type=Path,

@@ -100,3 +100,16 @@ def test_a_peers_result_is_its_last_line_of_json() -> None:
     assert _parsed({"skipped": "not offered: no"}).skipped == "not offered: no"
     assert _result("half a line {") is None
     assert _result(None) is None
+
+
+def test_systems_default_to_conveyor_and_peers_adds_every_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench.__main__ import _parser
+
+    assert _parser().parse_args([]).systems == ["conveyor"]
+    assert _parser().parse_args(["--peers"]).systems == list(compare.SYSTEMS)
+    assert _parser().parse_args(["--systems", "dbos"]).systems == ["dbos"]
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["--systems", "nope"])
+    assert "unknown system(s) nope" in capsys.readouterr().err
