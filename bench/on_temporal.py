@@ -46,10 +46,10 @@ async def _time(
     started = time.perf_counter()
     run_id = await backend.start_run(spec)
     view = await backend.wait(run_id, timeout=600)
-    via_wait = time.perf_counter() - started
+    waited = time.perf_counter() - started
     if view.status is not RunStatus.COMPLETED:
         raise RuntimeError(f"run ended {view.status.value}: {view.error}")
-    return {"total": total * unit, "via_wait": via_wait * unit}
+    return {"total": total * unit, "via_wait": waited * unit}
 
 
 def _timed(document: dict[str, object], unit: float, via_wait: bool = True) -> Once:

@@ -172,7 +172,8 @@ async def hand_written(client: Client, separate_queue: bool) -> WorkflowHistory:
             "activities on a queue of their own" if separate_queue else "activities on its queue"
         )
         print(f"hand-written, {label}: {time.perf_counter() - started:.2f} s", flush=True)
-        return await handle.fetch_history()
+        history: WorkflowHistory = await handle.fetch_history()
+        return history
     finally:
         for worker in reversed(workers):
             await worker.__aexit__(None, None, None)
