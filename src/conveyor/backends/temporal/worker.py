@@ -134,44 +134,67 @@ def build_workers(
     interceptors: list[Interceptor] = [counter] if counter is not None else []
     workers: list[Worker] = []
     everything = options.queues is None
-    if options.serves_workflows:
-        acts = ConveyorActivities(
-            registry, settings, client, services=services, publisher=publisher
-        )
-        workers.append(
-            Worker(
-                client,
-                task_queue=names.workflow_queue(prefix),
-                workflows=[RunWorkflow, MailboxWorkflow],
-                activities=[acts.subscribe],
-                workflow_runner=_RUNNER,
-                graceful_shutdown_timeout=shutdown,
-                interceptors=interceptors,
-            )
-        )
     queues = (
         sorted({*queues_of(registry), *extra_queues}) if everything else list(options.queues or [])
     )
     nomad = workflow_actions(registry)
-    for queue in queues:
+
+    def queue_parts(queue: str) -> tuple[list[type], list[Any], dict[str, Any]]:
         served = registry if everything else registry.for_queue(queue)
         queue_acts = ConveyorActivities(
             served, settings, client, services=services, publisher=publisher
         )
         workflows, activities = _nomad_parts(nomad, queue)
+        limits: dict[str, Any] = {
+            "max_concurrent_activities": options.max_concurrent_activities
+            or settings.queue_capacity(queue),
+            # A cancel reaches an activity only with a heartbeat's answer: send them often.
+            "max_heartbeat_throttle_interval": timedelta(seconds=HEARTBEAT_EVERY_SECONDS),
+        }
+        return workflows, [*queue_acts.for_queue(), *activities], limits
+
+    # The default queue's activities share the workflows' task queue (names.activity_queue):
+    # one worker must serve both for the SDK to start them eagerly.
+    merged = options.serves_workflows and names.DEFAULT_QUEUE in queues
+    if options.serves_workflows:
+        acts = ConveyorActivities(
+            registry, settings, client, services=services, publisher=publisher
+        )
+        workflows: list[type] = [RunWorkflow, MailboxWorkflow]
+        activities: list[Any] = [acts.subscribe]
+        # `subscribe` runs as a local activity only: without the default queue's actions this
+        # worker must not poll the queue's activity tasks, which it could not run.
+        limits: dict[str, Any] = {"no_remote_activities": True}
+        if merged:
+            more_workflows, more_activities, limits = queue_parts(names.DEFAULT_QUEUE)
+            workflows += more_workflows
+            activities += more_activities
+        workers.append(
+            Worker(
+                client,
+                task_queue=names.workflow_queue(prefix),
+                workflows=workflows,
+                activities=activities,
+                workflow_runner=_RUNNER,
+                graceful_shutdown_timeout=shutdown,
+                interceptors=interceptors,
+                **limits,
+            )
+        )
+    for queue in queues:
+        if merged and queue == names.DEFAULT_QUEUE:
+            continue
+        workflows, activities, limits = queue_parts(queue)
         workers.append(
             Worker(
                 client,
                 task_queue=names.activity_queue(prefix, queue),
                 workflows=workflows,
-                activities=[*queue_acts.for_queue(), *activities],
+                activities=activities,
                 workflow_runner=_RUNNER,
-                max_concurrent_activities=options.max_concurrent_activities
-                or settings.queue_capacity(queue),
-                # A cancel reaches an activity only with a heartbeat's answer: send them often.
-                max_heartbeat_throttle_interval=timedelta(seconds=HEARTBEAT_EVERY_SECONDS),
                 graceful_shutdown_timeout=shutdown,
                 interceptors=interceptors,
+                **limits,
             )
         )
     return workers
