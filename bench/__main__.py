@@ -21,6 +21,7 @@ from rich.console import Console
 from bench.compare import SYSTEMS
 from bench.event_resume import WORKLOAD as EVENT_RESUME
 from bench.harness import Options, Workload
+from bench.http_events import WORKLOAD as HTTP_EVENTS
 from bench.par1000 import PAR100
 from bench.par1000 import WORKLOAD as PAR1000
 from bench.peer_envs import CACHE
@@ -30,7 +31,8 @@ from bench.systems import run_systems
 from bench.waiting import WAITING_10K, WAITING_100K
 
 WORKLOADS: dict[str, Workload] = {
-    w.name: w for w in (SEQ100, PAR100, PAR1000, EVENT_RESUME, WAITING_10K, WAITING_100K)
+    w.name: w
+    for w in (SEQ100, PAR100, PAR1000, EVENT_RESUME, HTTP_EVENTS, WAITING_10K, WAITING_100K)
 }
 """Every workload by name; a new module adds its `Workload` here (peers skip unknown ones)."""
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -189,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                 traceback.print_exc()
                 report.errors[name] = f"{type(exc).__name__}: {exc}".strip()
         others = [system for system in args.systems if system != "conveyor"]
-        if others:
+        if others and workload.compared:
             run_systems(workload, others, repeat, args.quick, report, CACHE / "logs")
     console.print()
     print_table(report, console)

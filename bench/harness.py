@@ -20,12 +20,14 @@ from conveyor.pipeline.spec import PipelineSpec
 
 @dataclass(frozen=True)
 class Metric:
-    """One figure a workload reports; `target` is the upper bound it should stay under."""
+    """One figure a workload reports; `target` is the bound it should stay within."""
 
     key: str
     label: str
     unit: str
     target: float | None = None
+    at_least: bool = False
+    """True when `target` is a lower bound (a rate), not an upper one."""
 
 
 @dataclass
@@ -54,6 +56,8 @@ class Workload:
     """Seconds one repeat may take before it counts as crashed."""
     in_process: bool = True
     """False when it runs in a subprocess (not profiled here)."""
+    compared: bool = True
+    """False for a workload only Conveyor has a form of (no peer runs it)."""
 
 
 # ------------------------------------------------------------------ the engine

@@ -64,6 +64,8 @@ class Row:
         """Whether the median is within the target (None: no target)."""
         if self.metric.target is None:
             return None
+        if self.metric.at_least:
+            return self.median >= self.metric.target
         return self.median <= self.metric.target
 
     @property
@@ -75,19 +77,21 @@ class Row:
     def target(self) -> str:
         if self.metric.target is None:
             return "—"
-        return f"≤ {self.metric.target:g} {self.metric.unit}"
+        bound = "≥" if self.metric.at_least else "≤"
+        return f"{bound} {self.metric.target:g} {self.metric.unit}"
 
     def value(self, value: float) -> str:
         return f"{_number(value)} {self.metric.unit}"
 
     def miss(self) -> str:
-        """How far the median is over the target."""
+        """How far the median is on the wrong side of the target."""
         target = self.metric.target
         assert target is not None
-        over = self.median - target
+        off = self.median - target
+        side = "under" if self.metric.at_least else "over"
         return (
             f"{self.workload} {self.metric.label}: median {self.value(self.median)} "
-            f"against {self.target}, over by {self.value(over)} ({over / target:+.0%})"
+            f"against {self.target}, {side} by {self.value(abs(off))} ({off / target:+.0%})"
         )
 
 

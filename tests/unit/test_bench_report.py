@@ -113,3 +113,12 @@ def test_systems_default_to_conveyor_and_peers_adds_every_one(
     with pytest.raises(SystemExit):
         _parser().parse_args(["--systems", "nope"])
     assert "unknown system(s) nope" in capsys.readouterr().err
+
+
+def test_a_rate_target_is_a_lower_bound() -> None:
+    rate = Metric("throughput", "events a second", "/s", 2000.0, at_least=True)
+    assert Row("http_events", rate, [2500.0]).verdict == "pass"
+    slow = Row("http_events", rate, [500.0, 600.0, 700.0])
+    assert slow.verdict == "FAIL"
+    assert slow.target == "≥ 2000 /s"
+    assert "under by 1,400 /s (-70%)" in slow.miss()
