@@ -17,6 +17,7 @@ started and left waiting before the service starts, so only events cross HTTP wh
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import sqlite3
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 
 import httpx
+import structlog
 
 from bench.harness import Metric, Options, Workload, median, percentile, pipeline, until_waiting
 from conveyor.actions import ActionRegistry
@@ -57,6 +59,8 @@ SPEC = {
 
 async def _prepare(db: Path, count: int) -> None:
     """Start `count` runs and stop the engine once all of them wait (they stay waiting)."""
+    # Quiet: each run's wait would log a line, thousands of them in the bench's output.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     spec = pipeline(SPEC)
     settings = Settings(db_path=db)
     async with LocalBackend(ActionRegistry.default(), settings) as backend:
