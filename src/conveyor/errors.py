@@ -26,8 +26,22 @@ errors are wrapped with ``raise ... from`` so the cause stays visible.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+
+def field_path(parts: Iterable[str | int], prefix: str = "") -> str:
+    """The path errors name a field by: ``("steps", 0, "id")`` as ``steps[0].id``.
+
+    `prefix` is the path the parts continue (``data`` gives ``data.steps[0].id``).
+    """
+    path = prefix
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
 
 
 class ConveyorError(Exception):

@@ -34,6 +34,7 @@ from conveyor.errors import (
     RunStateError,
     TemplateError,
     UnknownActionError,
+    field_path,
 )
 
 log = structlog.get_logger("conveyor.api")
@@ -126,13 +127,7 @@ def loc_path(loc: Sequence[str | int]) -> str:
     parts = list(loc)
     if parts and parts[0] == "body":
         parts = parts[1:]
-    path = ""
-    for part in parts:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path
+    return field_path(parts)
 
 
 def _issue_fields(issues: Iterable[object]) -> list[FieldError]:

@@ -17,7 +17,7 @@ decision before ``timeout_seconds`` times the step out, like any other wait.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,6 +43,7 @@ from conveyor.actions import (
     register_action,
 )
 from conveyor.actions.builtin._paths import describe_type
+from conveyor.errors import field_path
 
 DECISIONS = ("approve", "reject")
 DECISION_EVENT_TYPE = "conveyor.human.decision"
@@ -65,7 +66,7 @@ def schema_problem(schema: Any) -> str | None:
     try:
         validator_for(schema).check_schema(schema)
     except SchemaError as exc:
-        where = _path("", exc.absolute_path)
+        where = field_path(exc.absolute_path)
         return f"is not a valid JSON schema: {exc.message}" + (f" (at {where})" if where else "")
     return None
 
@@ -83,11 +84,11 @@ def form_problems(
     validator = validator_for(schema)(schema, format_checker=FormatChecker())
     found = []
     for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
-        path = _path(prefix, error.absolute_path)
+        path = field_path(error.absolute_path, prefix)
         if error.validator == "required" and isinstance(error.instance, dict):
             missing = _missing_name(error)
             if missing is not None:
-                path = _path(path, [missing])
+                path = field_path([missing], path)
         found.append((path, error.message))
     return found
 
@@ -99,16 +100,6 @@ def _missing_name(error: ValidationError) -> str | None:
         if isinstance(name, str) and name not in instance and repr(name) in error.message:
             return name
     return None
-
-
-def _path(prefix: str, parts: Iterable[str | int]) -> str:
-    path = prefix
-    for part in parts:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path
 
 
 def _approvers(value: Any) -> list[str] | str:
