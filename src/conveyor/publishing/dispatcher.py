@@ -23,6 +23,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import structlog
@@ -148,27 +149,18 @@ class Dispatcher:
             )
             for i, hook in enumerate(webhooks)
         ]
-        if not targets:
-            return
-        self.outbox.add_targets(targets, self._clock())
-        self._watching.add(run_id)
-        self._dirty.add(run_id)
-        self._pump_wake.set()
+        self._publish_to(run_id, targets)
 
     def inherit(self, run_id: str, from_run_id: str) -> None:
         """Publish `run_id`'s lifecycle where `from_run_id`'s goes (a retry's, its run's)."""
         targets = [
-            Target(
-                uuid.uuid4().hex,
-                run_id,
-                target.position,
-                target.kind,
-                target.address,
-                target.secret,
-                target.events,
-            )
+            replace(target, id=uuid.uuid4().hex, run_id=run_id)
             for target in self.outbox.targets_of(from_run_id)
         ]
+        self._publish_to(run_id, targets)
+
+    def _publish_to(self, run_id: str, targets: list[Target]) -> None:
+        """Store `targets` and start publishing `run_id`'s timeline to them."""
         if not targets:
             return
         self.outbox.add_targets(targets, self._clock())

@@ -238,20 +238,18 @@ class RunWorkflow:
         elif isinstance(command, Unwatch):
             self._side_task(self._unsubscribe(command))
         elif isinstance(command, SetTimer):
-            timer: UnitKey | None = (
-                (command.step_id, command.index) if command.step_id is not None else None
-            )
-            old = self._timers.pop(timer, None)
-            if old is not None:
-                old.cancel()
+            timer = self._cancel_timer(command.step_id, command.index)
             self._timers[timer] = asyncio.create_task(self._timer(command))
         elif isinstance(command, ClearTimer):
-            cleared: UnitKey | None = (
-                (command.step_id, command.index) if command.step_id is not None else None
-            )
-            old = self._timers.pop(cleared, None)
-            if old is not None:
-                old.cancel()
+            self._cancel_timer(command.step_id, command.index)
+
+    def _cancel_timer(self, step_id: str | None, index: int | None) -> UnitKey | None:
+        """Cancel the timer of a unit (of the run when `step_id` is None); returns its key."""
+        key: UnitKey | None = (step_id, index) if step_id is not None else None
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        return key
 
     def _side_task(self, work: Any) -> None:
         self._side.append(asyncio.create_task(work))
