@@ -24,9 +24,10 @@ from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from conveyor.api.errors import ApiError, FieldError
+from conveyor.api.errors import ApiError, FieldError, not_found
 from conveyor.api.keys import SCOPES, Scope, authenticate
 from conveyor.api.service import Service
+from conveyor.runs import RunView
 
 LOCAL_OWNER = "local"
 """The owner of everything made while auth is disabled, and of `--pipelines` loaded at start."""
@@ -71,6 +72,14 @@ async def get_service(request: Request) -> Service:
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+async def visible_run(service: Service, principal: Principal, run_id: str) -> RunView:
+    """The run, when the principal may see it; 404 otherwise (as for an unknown id)."""
+    view = await service.engine.get(run_id)
+    if not principal.can_see(view.owner):
+        raise not_found("run", run_id)
+    return view
 
 
 def owner_filter(principal: Principal) -> str | None:

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from conveyor.api.deps import Reader, ServiceDep
-from conveyor.api.errors import AUTHED, not_found, responses
+from conveyor.api.deps import Reader, ServiceDep, visible_run
+from conveyor.api.errors import AUTHED, responses
 from conveyor.api.models import Limit, Offset, Page
 from conveyor.publishing.outbox import DeliveryStatus, Outbox
 from conveyor.runs import as_datetime
@@ -56,9 +56,7 @@ async def list_deliveries(
 ) -> Page[DeliveryView]:
     """Every message sent (or being sent) to the run's callback topics and webhooks, oldest
     first, with its status (`pending`, `delivered`, `failed`), attempts and last error."""
-    view = await service.engine.get(run_id)
-    if not principal.can_see(view.owner):
-        raise not_found("run", run_id)
+    await visible_run(service, principal, run_id)
     rows, total = Outbox(service.store).deliveries_of(run_id, status, limit, offset)
     items = [
         DeliveryView(

@@ -20,8 +20,8 @@ from pydantic import BaseModel, Field
 
 from conveyor.actions import StepStatus
 from conveyor.actions.builtin.approval import schema_problem
-from conveyor.api.deps import Principal, Reader, ServiceDep, Writer
-from conveyor.api.errors import AUTHED, ApiError, FieldError, not_found, responses
+from conveyor.api.deps import Principal, Reader, ServiceDep, Writer, visible_run
+from conveyor.api.errors import AUTHED, ApiError, FieldError, responses
 from conveyor.api.models import Limit, Offset, Page
 from conveyor.api.service import Service
 from conveyor.events import RouteStatus
@@ -77,7 +77,7 @@ async def list_requests(
     run_id: str, service: ServiceDep, principal: Reader, limit: Limit = 50, offset: Offset = 0
 ) -> Page[InputRequest]:
     """The run's steps (and items) waiting for a person's decision, in the pipeline's order."""
-    view = await _visible(service, principal, run_id)
+    view = await visible_run(service, principal, run_id)
     document = await service.engine.pipeline_document(run_id)
     found = open_requests(view, step_actions(document), step_params(document))
     return Page(items=found[offset : offset + limit], total=len(found), limit=limit, offset=offset)
@@ -143,7 +143,7 @@ async def _answer(
     index: int | None,
     body: Submission,
 ) -> SubmissionReceipt:
-    view = await _visible(service, principal, run_id)
+    view = await visible_run(service, principal, run_id)
     request = await _open_request(service, view, step_id, index)
     if request.approvers and principal.owner not in request.approvers:
         raise ApiError(
@@ -257,11 +257,3 @@ async def _after_decision(
                     await changed.wait()
         except TimeoutError:
             return _unit((await engine.get(run_id)).step(step_id), index)
-
-
-async def _visible(service: Service, principal: Principal, run_id: str) -> RunView:
-    """The run, when the principal may see it; 404 otherwise (as for an unknown id)."""
-    view = await service.engine.get(run_id)
-    if not principal.can_see(view.owner):
-        raise not_found("run", run_id)
-    return view

@@ -19,10 +19,9 @@ from fastapi import APIRouter, Body, Header, Query, Response
 from pydantic import BaseModel, BeforeValidator, Field
 
 from conveyor.api import publishing
-from conveyor.api.deps import Principal, Reader, ServiceDep, Writer, owner_filter
-from conveyor.api.errors import AUTHED, ApiError, FieldError, not_found, responses
+from conveyor.api.deps import Reader, ServiceDep, Writer, owner_filter, visible_run
+from conveyor.api.errors import AUTHED, ApiError, FieldError, responses
 from conveyor.api.models import MAX_LIMIT, Limit, Offset, Page
-from conveyor.api.service import Service
 from conveyor.api.starting import IdempotencyKey, RunStart, public_view, resolve_start, scoped_key
 from conveyor.engine.state import RunStatus
 from conveyor.runs import RunEvent, RunSummary, RunView, StepView
@@ -148,7 +147,7 @@ async def list_runs(
 )
 async def get_run(run_id: str, service: ServiceDep, principal: Reader) -> RunView:
     """The run with its steps, progress and (while it runs) an estimate of time left."""
-    return public_view(await _visible(service, principal, run_id))
+    return public_view(await visible_run(service, principal, run_id))
 
 
 @router.get(
@@ -161,7 +160,7 @@ async def list_steps(
     run_id: str, service: ServiceDep, principal: Reader, limit: Limit = 50, offset: Offset = 0
 ) -> Page[StepView]:
     """The run's steps in the pipeline's order (upstream first)."""
-    steps = (await _visible(service, principal, run_id)).steps
+    steps = (await visible_run(service, principal, run_id)).steps
     return Page(items=steps[offset : offset + limit], total=len(steps), limit=limit, offset=offset)
 
 
@@ -179,7 +178,7 @@ async def get_timeline(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT * 10)] = 1000,
 ) -> Timeline:
     """Every status change, progress report and applied event of the run, oldest first."""
-    await _visible(service, principal, run_id)
+    await visible_run(service, principal, run_id)
     items = await service.engine.timeline(run_id, after=after, limit=limit)
     next_after = items[-1].seq if items else after
     return Timeline(items=items, after=after, limit=limit, next_after=next_after)
@@ -201,7 +200,7 @@ async def cancel_run(
 
     Cancelling a cancelled run answers it again; cancelling one that ended otherwise is 409.
     """
-    view = await _visible(service, principal, run_id)
+    view = await visible_run(service, principal, run_id)
     if view.status is RunStatus.CANCELLED:
         return public_view(view)
     if view.status.is_terminal:
@@ -221,18 +220,10 @@ async def cancel_run(
 )
 async def retry_run(run_id: str, service: ServiceDep, principal: Writer) -> RunView:
     """Start a new run of a failed, cancelled or timed-out run; completed steps are kept."""
-    await _visible(service, principal, run_id)
+    await visible_run(service, principal, run_id)
     new_id = await service.engine.retry(run_id)
     publishing.inherit(service, new_id, run_id)
     return public_view(await service.engine.get(new_id))
-
-
-async def _visible(service: Service, principal: Principal, run_id: str) -> RunView:
-    """The run, when the principal may see it; 404 otherwise (as for an unknown id)."""
-    view = await service.engine.get(run_id)
-    if not principal.can_see(view.owner):
-        raise not_found("run", run_id)
-    return view
 
 
 def _seconds(value: datetime | None) -> float | None:

@@ -20,9 +20,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from conveyor.api.deps import Reader, ServiceDep, owner_filter
+from conveyor.api.deps import Reader, ServiceDep, owner_filter, visible_run
 from conveyor.api.engine import embedded
-from conveyor.api.errors import AUTHED, not_found, responses
+from conveyor.api.errors import AUTHED, responses
 from conveyor.api.sse import owner_entries, run_entries
 from conveyor.api.starting import public_view
 from conveyor.backends.local import LocalBackend
@@ -65,10 +65,7 @@ def _json_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 async def _visible_run(run_id: str, service: ServiceDep, principal: Reader) -> RunView:
     # A dependency, so an unknown or hidden run is answered 404 before any byte of the stream.
-    view = await service.engine.get(run_id)
-    if not principal.can_see(view.owner):
-        raise not_found("run", run_id)
-    return view
+    return await visible_run(service, principal, run_id)
 
 
 async def _embedded(service: ServiceDep) -> LocalBackend:
