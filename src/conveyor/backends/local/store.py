@@ -93,6 +93,10 @@ class Store:
         # Another process (the CLI) may hold the write lock for a moment: wait, don't fail.
         db.execute("PRAGMA busy_timeout=10000")
         db.execute("PRAGMA foreign_keys=ON")
+        # The engine keeps one run's failure from undoing a batch with savepoints, and SQLite
+        # keeps what a savepoint would restore in a temporary file by default: a write call
+        # per page changed, six times the bytes of the WAL itself under a stream of events.
+        db.execute("PRAGMA temp_store=MEMORY")
         self._db = db
         self._migrate()
         return self
