@@ -8,7 +8,6 @@ same paths serve a plain JSON body (`payload.workflow_id`) and a CloudEvent enve
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from conveyor.config import DEFAULT_CORRELATION_PATHS
 from conveyor.errors import EventError
+from conveyor.ids import new_id
 
 
 class Event(BaseModel):
@@ -32,7 +32,7 @@ class Event(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(default_factory=lambda: uuid.uuid4().hex, min_length=1, max_length=512)
+    id: str = Field(default_factory=new_id, min_length=1, max_length=512)
     type: str = Field(default="event", max_length=512)
     source: str | None = Field(default=None, max_length=2048)
     data: dict[str, Any] = Field(default_factory=dict)
@@ -121,7 +121,7 @@ def event_from_body(
     raw_id = body.get("id") if isinstance(body.get("id"), str) else None
     event_type = body.get("type")
     return Event(
-        id=event_id or raw_id or uuid.uuid4().hex,
+        id=event_id or raw_id or new_id(),
         type=event_type if isinstance(event_type, str) and event_type else "event",
         data=dict(body),
         correlation_id=found,

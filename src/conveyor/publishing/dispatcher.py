@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from conveyor.errors import RunNotFoundError
+from conveyor.ids import new_id
 from conveyor.publishing.messages import (
     cloud_event,
     lifecycle_message,
@@ -134,12 +134,10 @@ class Dispatcher:
         """
         if self.outbox.targets_of(run_id):
             return
-        targets = [
-            Target(uuid.uuid4().hex, run_id, i, "topic", topic) for i, topic in enumerate(topics)
-        ]
+        targets = [Target(new_id(), run_id, i, "topic", topic) for i, topic in enumerate(topics)]
         targets += [
             Target(
-                uuid.uuid4().hex,
+                new_id(),
                 run_id,
                 i,
                 "webhook",
@@ -154,7 +152,7 @@ class Dispatcher:
     def inherit(self, run_id: str, from_run_id: str) -> None:
         """Publish `run_id`'s lifecycle where `from_run_id`'s goes (a retry's, its run's)."""
         targets = [
-            replace(target, id=uuid.uuid4().hex, run_id=run_id)
+            replace(target, id=new_id(), run_id=run_id)
             for target in self.outbox.targets_of(from_run_id)
         ]
         self._publish_to(run_id, targets)

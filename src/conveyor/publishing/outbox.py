@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
 
 from conveyor.backends.local.store import Store, dumps
+from conveyor.ids import new_id
 from conveyor.publishing.specs import Target
 
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
@@ -142,7 +142,7 @@ class Outbox:
                 db.execute(
                     Q["insert_delivery"],
                     {
-                        "id": uuid.uuid4().hex,
+                        "id": new_id(),
                         "target_id": new.target_id,
                         "run_id": run_id,
                         "event_seq": new.event_seq,

@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 import json
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +55,7 @@ from conveyor.engine import (
 )
 from conveyor.errors import RunNotFoundError, RunStateError
 from conveyor.events import Event, EventReceipt, RouteStatus, event_from_body
+from conveyor.ids import new_id
 from conveyor.pipeline.spec import PipelineSpec
 from conveyor.runs import RunEvent, RunSummary, RunView, as_datetime
 
@@ -236,7 +236,7 @@ class LocalBackend:
         plan = self._plan(digest, pipeline)
         now = self._clock()
         state = RunState(
-            run_id=uuid.uuid4().hex,
+            run_id=new_id(),
             pipeline_name=pipeline.name,
             params=resolved,
             created_at=now,
@@ -288,7 +288,7 @@ class LocalBackend:
         plan = self._plan(record.pipeline_hash)
         now = self._clock()
         state = RunState(
-            run_id=uuid.uuid4().hex,
+            run_id=new_id(),
             pipeline_name=old.pipeline_name,
             params=old.params,
             created_at=now,

@@ -41,7 +41,7 @@ from conveyor.config import Settings
 # passing them through keeps one copy (and one compiled-template cache) per process.
 _RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        "conveyor", "jinja2", "markupsafe", "structlog", "orjson", "yaml", "httpx"
+        "conveyor", "jinja2", "markupsafe", "structlog", "orjson", "yaml", "httpx", "uuid6"
     )
 )
 
