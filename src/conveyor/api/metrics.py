@@ -26,7 +26,7 @@ from conveyor.actions import StepStatus
 from conveyor.backends.local import LocalBackend
 from conveyor.backends.local.sql import Q
 from conveyor.backends.local.store import Store
-from conveyor.runs import RunEvent
+from conveyor.backends.local.timeline import Entry
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -64,7 +64,7 @@ class Metrics:
     def start(self) -> None:
         """Follow the engine's timeline for step durations."""
         if self._unsubscribe is None and self._backend is not None:
-            self._unsubscribe = self._backend.subscribe_events(self._on_events)
+            self._unsubscribe = self._backend.subscribe_entries(self._on_entries)
 
     def stop(self) -> None:
         """Stop following the engine."""
@@ -80,20 +80,20 @@ class Metrics:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
 
-    def _on_events(self, events: list[RunEvent]) -> None:
-        for event in events:
-            if event.kind != "step" or event.status is None:
+    def _on_entries(self, run_id: str, at: float, entries: list[Entry]) -> None:
+        for kind, step_id, index, data in entries:
+            status = data.get("status")
+            if kind != "step" or status is None:
                 continue
-            key = (event.run_id, event.step_id, event.index)
-            at = event.at.timestamp()
-            if event.status == StepStatus.RUNNING:
+            key = (run_id, step_id, index)
+            if status == StepStatus.RUNNING:
                 if len(self._started) >= _MAX_TRACKED:
                     self._started.pop(next(iter(self._started)))
                 self._started.setdefault(key, at)
-            elif StepStatus(event.status).is_terminal:
+            elif StepStatus(status).is_terminal:
                 started = self._started.pop(key, None)
                 if started is not None:
-                    self.step_duration.labels(status=event.status).observe(max(0.0, at - started))
+                    self.step_duration.labels(status=status).observe(max(0.0, at - started))
 
 
 class _StoreCollector(Collector):

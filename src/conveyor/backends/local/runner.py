@@ -10,7 +10,7 @@ import asyncio
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -42,6 +42,17 @@ log = structlog.get_logger("conveyor.runner")
 
 UnitKey = tuple[str, str, int | None]
 Submit = Callable[[str, Input, Any], None]
+
+
+class UnitView(NamedTuple):
+    """What `on_event()` is decided from: a waiting unit as it is when its turn comes."""
+
+    action: str
+    status: StepStatus
+    attempt: int
+    external_id: str | None
+    outputs: dict[str, Any]
+    params: dict[str, Any]
 
 
 @dataclass
@@ -294,15 +305,12 @@ class Runner:
         step_id: str,
         index: int | None,
         attempt: int,
-        action: str,
         event: Any,
-        unit_view: Callable[
-            [], tuple[StepStatus, int, str | None, dict[str, Any], dict[str, Any]] | None
-        ],
+        unit_view: Callable[[], UnitView | None],
         tag: Any,
     ) -> None:
         """Run `on_event()` for one event and one waiting unit, one event at a time per unit."""
-        self._spawn(self._deliver(run_id, step_id, index, attempt, action, event, unit_view, tag))
+        self._spawn(self._deliver(run_id, step_id, index, attempt, event, unit_view, tag))
 
     async def _deliver(
         self,
@@ -310,11 +318,8 @@ class Runner:
         step_id: str,
         index: int | None,
         attempt: int,
-        action: str,
         event: Any,
-        unit_view: Callable[
-            [], tuple[StepStatus, int, str | None, dict[str, Any], dict[str, Any]] | None
-        ],
+        unit_view: Callable[[], UnitView | None],
         tag: Any,
     ) -> None:
         key = (run_id, step_id, index)
@@ -323,25 +328,24 @@ class Runner:
             async with lock:
                 view = unit_view()
                 ignored = EventResult(action=EventAction.IGNORE)
-                if view is None or view[0] is not StepStatus.WAITING or view[1] != attempt:
+                if view is None or view.status is not StepStatus.WAITING or view.attempt != attempt:
                     # The unit moved on (completed, timed out, retried): nothing to decide.
                     self._submit(run_id, EventApplied(step_id, index, attempt, ignored), tag)
                     return
-                _, _, external_id, outputs, params = view
                 context = EventContext(
                     step_execution_id=f"{run_id}:{step_id}"
                     + (f"[{index}]" if index is not None else ""),
                     execution_id=run_id,
-                    external_workflow_id=external_id or "",
+                    external_workflow_id=view.external_id or "",
                     event_type=event.type,
                     event_data=event.data,
-                    step_outputs=outputs,
+                    step_outputs=view.outputs,
                     step_id=step_id,
-                    params=params,
+                    params=view.params,
                     event_id=event.id,
                 )
                 try:
-                    executor = self._registry.get(action).new_executor()
+                    executor = self._registry.get(view.action).new_executor()
                     result = await executor.on_event(context)
                     if not isinstance(result, EventResult):
                         raise TypeError(

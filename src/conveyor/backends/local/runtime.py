@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ import structlog
 from conveyor.actions import ActionRegistry, Publisher, ServiceInvoker, StepStatus
 from conveyor.backends.local import eventlog, timeline
 from conveyor.backends.local.eventlog import Delivery
-from conveyor.backends.local.runner import Runner
+from conveyor.backends.local.runner import Runner, UnitView
 from conveyor.backends.local.store import RunRecord, Store, Synchronous, dumps
 from conveyor.backends.local.timeline import Entry as TimelineEntry
 from conveyor.backends.local.timers import TimerService
@@ -65,6 +66,13 @@ _MAINTENANCE_SECONDS = 0.1
 _EXPIRY_SECONDS = 30.0
 _CHECKPOINT_SECONDS = 1.0
 _CHECKPOINT_COMMITS = 500
+
+
+EntryListener = Callable[[str, float, list[TimelineEntry]], None]
+"""Told `(run_id, at, entries)` after each commit that added timeline entries to a run."""
+
+_Accepting = tuple[list[Event], "asyncio.Future[list[EventReceipt]]"]
+"""A caller's events waiting for the next commit, and where its receipts go."""
 
 
 @dataclass
@@ -126,9 +134,10 @@ class LocalBackend:
         self._plans: dict[str, Plan] = {}
         self._inbox: dict[str, list[tuple[Input, Delivery | None]]] = {}
         self._flush_scheduled = False
+        self._accepting: list[_Accepting] = []
         self._waiters: dict[str, list[asyncio.Future[RunView]]] = {}
         self._listeners: list[Callable[[str], None]] = []
-        self._event_listeners: list[Callable[[list[RunEvent]], None]] = []
+        self._entry_listeners: list[EntryListener] = []
         self._maintenance: asyncio.Task[None] | None = None
         self._checkpointing: asyncio.Future[int] | None = None
         self._last_checkpoint = 0.0
@@ -186,7 +195,7 @@ class LocalBackend:
             self._checkpointing = None
         await self._timers.stop()
         await self._runner.stop()
-        if self._inbox:
+        if self._inbox or self._accepting:
             self._flush()
         self._started = False
         if self.drive:
@@ -435,8 +444,20 @@ class LocalBackend:
 
     def subscribe_events(self, listener: Callable[[list[RunEvent]], None]) -> Callable[[], None]:
         """Call `listener(events)` with each committed batch of timeline entries of a run."""
-        self._event_listeners.append(listener)
-        return lambda: self._event_listeners.remove(listener)
+
+        def told(run_id: str, at: float, entries: list[TimelineEntry]) -> None:
+            listener([timeline.to_event(run_id, at, entry) for entry in entries])
+
+        return self.subscribe_entries(told)
+
+    def subscribe_entries(self, listener: EntryListener) -> Callable[[], None]:
+        """Call `listener(run_id, at, entries)` with each committed batch of timeline entries.
+
+        The entries are plain `(kind, step_id, index, data)` tuples, as stored: a listener
+        called on every commit that needs only a few fields is spared building `RunEvent`s.
+        """
+        self._entry_listeners.append(listener)
+        return lambda: self._entry_listeners.remove(listener)
 
     async def timeline(self, run_id: str, after: int = 0, limit: int = 1000) -> list[RunEvent]:
         """The run's timeline entries after sequence number `after`, oldest first.
@@ -479,6 +500,10 @@ class LocalBackend:
     async def send_events(self, events: Sequence[Event | Mapping[str, Any]]) -> list[EventReceipt]:
         """Accept several events in one commit (all or none), routed as `send_event` does.
 
+        Events sent by concurrent callers in the same turn of the event loop share one commit
+        (each caller's events still all or none): under load, a commit an event cost as much
+        as everything else an event does.
+
         Raises:
             EventError: one of them is not a JSON object or is malformed; none is stored.
         """
@@ -487,26 +512,61 @@ class LocalBackend:
             e if isinstance(e, Event) else event_from_body(e, paths=self.settings.correlation_paths)
             for e in events
         ]
+        accepted: asyncio.Future[list[EventReceipt]] = asyncio.get_running_loop().create_future()
+        self._accepting.append((parsed, accepted))
+        self._schedule_flush()
+        return await accepted
+
+    def _accept(self, accepting: list[_Accepting]) -> None:
+        """Store and route the events of every waiting caller in one transaction."""
         now = self._clock()
-        routed: list[tuple[RouteStatus, list[Delivery]]] = []
-        with self.store.transaction():
-            for event in parsed:
-                routed.append(
-                    eventlog.accept(self.store, event, now, self.settings.event_ttl_seconds)
+        ttl = self.settings.event_ttl_seconds
+        routed: list[list[tuple[RouteStatus, list[Delivery]]] | BaseException] = []
+        try:
+            with self.store.transaction() as db:
+                # A savepoint a caller keeps one caller's failure from undoing the others'.
+                guarded = len(accepting) > 1
+                for parsed, _ in accepting:
+                    if guarded:
+                        db.execute("SAVEPOINT accept")
+                    try:
+                        routed.append([eventlog.accept(self.store, e, now, ttl) for e in parsed])
+                    except sqlite3.OperationalError:
+                        raise  # Locked or full: the transaction as a whole cannot commit.
+                    except Exception as exc:  # handed to that caller
+                        if not guarded:
+                            raise
+                        db.execute("ROLLBACK TO accept")
+                        routed.append(exc)
+                    if guarded:
+                        db.execute("RELEASE accept")
+        except BaseException as exc:
+            for _, accepted in accepting:
+                if not accepted.done():
+                    accepted.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self._committed()
+        for (parsed, accepted), outcome in zip(accepting, routed, strict=True):
+            if isinstance(outcome, BaseException):
+                if not accepted.done():
+                    accepted.set_exception(outcome)
+                continue
+            receipts = []
+            for event, (status, deliveries) in zip(parsed, outcome, strict=True):
+                for delivery in deliveries:
+                    self._dispatch_delivery(delivery, event)
+                receipts.append(
+                    EventReceipt(
+                        event_id=event.id,
+                        correlation_id=event.correlation_id,
+                        status=status,
+                        deliveries=len(deliveries),
+                    )
                 )
-        receipts = []
-        for event, (status, deliveries) in zip(parsed, routed, strict=True):
-            for delivery in deliveries:
-                self._dispatch_delivery(delivery)
-            receipts.append(
-                EventReceipt(
-                    event_id=event.id,
-                    correlation_id=event.correlation_id,
-                    status=status,
-                    deliveries=len(deliveries),
-                )
-            )
-        return receipts
+            if not accepted.done():
+                accepted.set_result(receipts)
 
     async def list_events(
         self, *, status: list[str] | None = None, limit: int = 50, offset: int = 0
@@ -522,6 +582,9 @@ class LocalBackend:
 
     def _submit(self, run_id: str, message: Input, tag: Delivery | None) -> None:
         self._inbox.setdefault(run_id, []).append((message, tag))
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
@@ -531,7 +594,12 @@ class LocalBackend:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if not self._inbox or not self._started:
+        if not self._started:
+            return
+        if self._accepting:
+            accepting, self._accepting = self._accepting, []
+            self._accept(accepting)
+        if not self._inbox:
             return
         batch, self._inbox = self._inbox, {}
         try:
@@ -619,13 +687,16 @@ class LocalBackend:
                     db.execute("RELEASE run")
                     continue
                 done.append((active, commands, deliveries, entries))
-        self._commits_since_checkpoint += 1
-        if self._commits_since_checkpoint >= _CHECKPOINT_COMMITS:
-            self._checkpoint()  # A burst of commits would outrun the timed checkpoints.
+        self._committed()
         for active, commands, deliveries, entries in done:
             self._carry_out(active, commands, deliveries, entries, now)
         for active, _, _, _ in done:
             self._settle(active.state.run_id)
+
+    def _committed(self) -> None:
+        self._commits_since_checkpoint += 1
+        if self._commits_since_checkpoint >= _CHECKPOINT_COMMITS:
+            self._checkpoint()  # A burst of commits would outrun the timed checkpoints.
 
     def _record(
         self, active: _Active, applied: list[TimelineEntry], now: float
@@ -713,10 +784,9 @@ class LocalBackend:
                     future.set_result(final)
         for listener in list(self._listeners):
             listener(run_id)
-        if entries and self._event_listeners:
-            events = [timeline.to_event(run_id, now, entry) for entry in entries]
-            for event_listener in list(self._event_listeners):
-                event_listener(events)
+        if entries:
+            for entry_listener in list(self._entry_listeners):
+                entry_listener(run_id, now, entries)
 
     def _settle(self, run_id: str) -> None:
         """Drop a run from memory once nothing of it is in flight (it waits, or it ended)."""
@@ -727,45 +797,38 @@ class LocalBackend:
         if state.running == 0 and not state.queue and not self._runner.busy(run_id):
             del self._active[run_id]
 
-    def _dispatch_delivery(self, delivery: Delivery) -> None:
+    def _dispatch_delivery(self, delivery: Delivery, event: Event | None = None) -> None:
+        """Hand a planned delivery to the runner; `event` when in hand, else it is read."""
         if not self.drive:
             return  # Stays planned; the engine that drives makes it at its start.
-        stored = eventlog.get(self.store, delivery.event_seq)
-        if stored is None:
-            return
-        try:
-            record = self.store.run_record(delivery.run_id)
-        except RunNotFoundError:
-            return
-        plan = self._plan(record.pipeline_hash)
-        action = plan.steps[delivery.step_id].meta.type
+        if event is None:
+            stored = eventlog.get(self.store, delivery.event_seq)
+            if stored is None:
+                return
+            event = Event(
+                id=stored.id,
+                type=stored.type,
+                source=stored.source,
+                data=stored.data,
+                correlation_id=stored.correlation_id,
+            )
+        run_id, step_id, index = delivery.run_id, delivery.step_id, delivery.index
 
-        def unit_view() -> tuple[Any, int, str | None, dict[str, Any], dict[str, Any]] | None:
+        def unit_view() -> UnitView | None:
+            # Read when the runner takes the unit's turn, not now: an event before it may
+            # have moved the unit on. The state loaded here stays for the transition after.
             try:
-                active = self._active.get(delivery.run_id) or self._load(delivery.run_id)
-                unit = active.state.unit(delivery.step_id, delivery.index)
+                active = self._active.get(run_id) or self._load(run_id)
+                unit = active.state.unit(step_id, index)
+                action = active.plan.steps[step_id].meta.type
             except (RunNotFoundError, KeyError, IndexError):
                 return None
             outputs = unit.outputs if isinstance(unit.outputs, dict) else {}
-            return unit.status, unit.attempt, unit.external_id, outputs, unit.params or {}
+            return UnitView(
+                action, unit.status, unit.attempt, unit.external_id, outputs, unit.params or {}
+            )
 
-        event = Event(
-            id=stored.id,
-            type=stored.type,
-            source=stored.source,
-            data=stored.data,
-            correlation_id=stored.correlation_id,
-        )
-        self._runner.deliver(
-            delivery.run_id,
-            delivery.step_id,
-            delivery.index,
-            delivery.attempt,
-            action,
-            event,
-            unit_view,
-            delivery,
-        )
+        self._runner.deliver(run_id, step_id, index, delivery.attempt, event, unit_view, delivery)
 
     # ------------------------------------------------------------ upkeep
 
