@@ -108,6 +108,63 @@ async def test_the_same_event_id_is_applied_once(backend: LocalBackend, journal:
     await backend.cancel(run_id)
 
 
+async def test_concurrent_senders_share_one_commit(backend: LocalBackend) -> None:
+    runs = [await backend.start_run(pipeline(waiting(f"c{i}"))) for i in range(3)]
+    for run_id in runs:
+        await _until(backend, run_id, lambda r: r.step("wait").status is StepStatus.WAITING)
+    receipts = await asyncio.gather(
+        backend.send_events([{"workflow_id": "c0", "status": "COMPLETED"}, {"workflow_id": "x"}]),
+        backend.send_events([{"workflow_id": "c1", "status": "COMPLETED"}]),
+        backend.send_events([{"workflow_id": "c2", "status": "COMPLETED"}]),
+    )
+    routed, pending = RouteStatus.ROUTED, RouteStatus.PENDING
+    statuses = [[r.status for r in batch] for batch in receipts]
+    assert statuses == [[routed, pending], [routed], [routed]]
+    stored = await backend.list_events()
+    # One transaction stamps every event it accepts with the same time.
+    assert len(stored) == 4 and len({e.received_at for e in stored}) == 1
+    for run_id in runs:
+        assert (await backend.wait(run_id, timeout=5)).status is RunStatus.COMPLETED
+
+
+async def test_one_senders_failure_leaves_the_others_events_stored(
+    backend: LocalBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    accept = eventlog.accept
+
+    def failing(store, event, now, ttl):  # type: ignore[no-untyped-def]
+        if event.id == "boom":
+            raise ValueError("cannot store this one")
+        return accept(store, event, now, ttl)
+
+    monkeypatch.setattr(eventlog, "accept", failing)
+    outcomes = await asyncio.gather(
+        backend.send_events([Event(id="fine-1", data={}, correlation_id="a")]),
+        backend.send_events([Event(id="ok-2", data={}), Event(id="boom", data={})]),
+        backend.send_events([Event(id="fine-3", data={}, correlation_id="b")]),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], ValueError)
+    assert [r.status for r in outcomes[0]] == [RouteStatus.PENDING]  # type: ignore[union-attr]
+    assert [r.status for r in outcomes[2]] == [RouteStatus.PENDING]  # type: ignore[union-attr]
+    # All or none of a caller's events: ok-2 went with boom.
+    assert sorted(e.id for e in await backend.list_events()) == ["fine-1", "fine-3"]
+
+
+async def test_one_id_sent_by_two_senders_at_once_is_applied_once(
+    backend: LocalBackend, journal: Journal
+) -> None:
+    run_id = await backend.start_run(pipeline(waiting("twice")))
+    await _until(backend, run_id, lambda r: r.step("wait").status is StepStatus.WAITING)
+    event = Event(id="evt-twice", data={"progress": 40}, correlation_id="twice")
+    first, again = await asyncio.gather(backend.send_event(event), backend.send_event(event))
+    assert first.status is RouteStatus.ROUTED
+    assert again.status is RouteStatus.DUPLICATE and again.deliveries == 0
+    await _until(backend, run_id, lambda r: r.step("wait").progress == 40)
+    assert len(journal.events) == 1
+    await backend.cancel(run_id)
+
+
 async def test_unroutable_events_are_kept_and_listable(backend: LocalBackend) -> None:
     receipt = await backend.send_event({"hello": "world"})
     assert receipt.status is RouteStatus.UNROUTABLE and receipt.correlation_id is None
