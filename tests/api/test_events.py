@@ -2,6 +2,9 @@
 
 Runs are started over HTTP and events sent to the real server; a step's progress is read from
 the engine the server runs, waiting on conditions with generous timeouts.
+
+Every test runs twice: with `POST /events` answered by `EventsFastPath` in front of the router
+(as served), and by its FastAPI route; the same assertions hold for both.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,13 @@ from tests.api.live import serve
 
 TIMEOUT = 30.0
 TOKEN = {"Authorization": f"Bearer {EVENTS_TOKEN}"}
+
+
+@pytest.fixture(params=[True, False], ids=["fastpath", "route"])
+async def server_url(service: Service, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """The app served with `POST /events` answered by the fast path, then by its route."""
+    async with serve(create_app(service, fast_events=request.param)) as url:
+        yield url
 
 
 def waiter(correlation_id: str, timeout_seconds: int = 120) -> dict[str, Any]:
@@ -498,6 +508,35 @@ async def test_an_oversized_body_is_413(anon: httpx.AsyncClient, service: Servic
     response = await _post(anon, big)
     assert response.status_code == 413
     assert response.json()["error"]["type"] == "payload_too_large"
+    assert await _stored(service) == 0
+
+
+async def test_unknown_query_parameters_of_send_are_422(
+    anon: httpx.AsyncClient, service: Service
+) -> None:
+    response = await _post(anon, {"workflow_id": "w"}, params={"wait": "1", "async": ""})
+    assert response.status_code == 422
+    assert sorted(_fields(response)) == ["query.async", "query.wait"]
+    assert await _stored(service) == 0
+
+
+async def test_a_body_sent_in_chunks_is_read_whole(anon: httpx.AsyncClient) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"workflow_id": '
+        yield b'"wf-chunked"}'
+
+    response = await anon.post("/events", content=chunks(), headers=TOKEN)
+    assert response.status_code == 202, response.text
+    assert response.json()["correlation_id"] == "wf-chunked"
+
+
+async def test_other_methods_on_events_are_not_taken_as_sends(
+    anon: httpx.AsyncClient, service: Service
+) -> None:
+    assert (await anon.put("/events", json={"workflow_id": "w"}, headers=TOKEN)).status_code == 405
+    slash = await anon.post("/events/", json={"workflow_id": "w"}, headers=TOKEN)
+    assert slash.status_code == 307  # Redirected to /events, as every route's trailing slash.
+    assert slash.headers["location"].endswith("/events")
     assert await _stored(service) == 0
 
 

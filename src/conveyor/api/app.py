@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from conveyor.api.deps import __doc__ as _auth_doc
 from conveyor.api.deps import reject_unknown_query
 from conveyor.api.errors import install_error_handlers
+from conveyor.api.events_fastpath import EventsFastPath
 from conveyor.api.limits import BodySizeLimit
 from conveyor.api.openapi import install_openapi
 from conveyor.api.service import Service
@@ -29,8 +30,14 @@ Every error answer has one body: `{"error": {"type", "message", "fields": [{"pat
 """
 
 
-def create_app(service: Service) -> FastAPI:
-    """The app serving `service`; it starts and stops the service with its lifespan."""
+def create_app(service: Service, *, fast_events: bool = True) -> FastAPI:
+    """The app serving `service`; it starts and stops the service with its lifespan.
+
+    Args:
+        service: What it serves.
+        fast_events: Answer `POST /events` in front of the router (`EventsFastPath`);
+            False leaves it to its FastAPI route, which answers the same, more slowly.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,6 +58,9 @@ def create_app(service: Service) -> FastAPI:
     )
     app.state.service = service
     install_error_handlers(app)
+    if fast_events:
+        # Added before the body limit, so it runs inside it: the limit holds here too.
+        app.add_middleware(EventsFastPath, service=service)
     app.add_middleware(BodySizeLimit, max_bytes=service.settings.max_body_bytes)
     for router in _routers():
         app.include_router(router)

@@ -16,7 +16,7 @@ every request is an admin of owner ``local``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -130,16 +130,20 @@ async def reject_unknown_query(request: Request) -> None:
     if dependant is None or not request.query_params:
         return
     declared = _query_names(dependant)
-    unknown = sorted({name for name in request.query_params if name not in declared})
+    unknown = {name for name in request.query_params if name not in declared}
     if unknown:
-        raise ApiError(
-            422,
-            "validation_error",
-            f"unknown query parameter(s): {', '.join(unknown)}",
-            fields=[
-                FieldError(path=f"query.{name}", message="unknown parameter") for name in unknown
-            ],
-        )
+        raise unknown_query(unknown)
+
+
+def unknown_query(names: Iterable[str]) -> ApiError:
+    """The 422 for query parameters a route does not declare, each named."""
+    unknown = sorted(set(names))
+    return ApiError(
+        422,
+        "validation_error",
+        f"unknown query parameter(s): {', '.join(unknown)}",
+        fields=[FieldError(path=f"query.{name}", message="unknown parameter") for name in unknown],
+    )
 
 
 def _query_names(dependant: Dependant) -> set[str]:

@@ -161,15 +161,20 @@ def _conveyor_error(exc: ConveyorError) -> tuple[int, str, list[FieldError]]:
     return 400, "bad_request", []
 
 
-async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
-    return error_response(exc.status_code, exc.type, exc.message, exc.fields, exc.headers)
+def answer_to(exc: Exception) -> JSONResponse | None:
+    """The answer to an error raised on purpose (`ApiError`, `ConveyorError`); None otherwise."""
+    if isinstance(exc, ApiError):
+        return error_response(exc.status_code, exc.type, exc.message, exc.fields, exc.headers)
+    if isinstance(exc, ConveyorError):
+        status, type_, fields = _conveyor_error(exc)
+        return error_response(status, type_, str(exc), fields)
+    return None
 
 
-async def _on_conveyor_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ConveyorError)
-    status, type_, fields = _conveyor_error(exc)
-    return error_response(status, type_, str(exc), fields)
+async def _on_known_error(request: Request, exc: Exception) -> JSONResponse:
+    answer = answer_to(exc)
+    assert answer is not None
+    return answer
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -215,8 +220,8 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Make every error answer of `app` carry the one error body."""
-    app.add_exception_handler(ApiError, _on_api_error)
-    app.add_exception_handler(ConveyorError, _on_conveyor_error)
+    app.add_exception_handler(ApiError, _on_known_error)
+    app.add_exception_handler(ConveyorError, _on_known_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -18,6 +18,7 @@ the steps waiting on it: each receipt says `accepted`, and the stored-event list
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -67,10 +68,20 @@ async def events_sender(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     request: Request,
 ) -> Principal:
+    """The principal of a request sending events (see `events_principal`)."""
+    bearer = credentials.credentials if credentials is not None else None
+    return events_principal(service, bearer, request.headers.get(DAPR_TOKEN_HEADER))
+
+
+def events_principal(service: Service, bearer: str | None, dapr_token: str | None) -> Principal:
     """Authenticate a sender of events: the events token, or an API key of `write` scope.
 
     Every credential sent must be right: a wrong ``dapr-api-token`` next to a good key is
     refused, so a misconfigured sidecar is found at once rather than hidden.
+
+    Args:
+        bearer: The token of an ``Authorization: Bearer`` header, if one was sent.
+        dapr_token: The ``dapr-api-token`` header, if one was sent.
 
     Raises (as answers):
         401: no credential, or one that is neither the events token nor a known key.
@@ -79,13 +90,12 @@ async def events_sender(
     if not service.auth.enabled:
         return Principal(owner=LOCAL_OWNER, scope="admin")
     principal: Principal | None = None
-    dapr_token = request.headers.get(DAPR_TOKEN_HEADER)
     if dapr_token is not None:
         if not service.auth.events_token_matches(dapr_token):
             raise _unauthorized("the dapr-api-token header is not the events token")
         principal = Principal(owner=EVENTS_PRINCIPAL, scope="write")
-    if credentials is not None:
-        principal = _bearer_principal(service, credentials.credentials)
+    if bearer is not None:
+        principal = _bearer_principal(service, bearer)
     if principal is None:
         raise _unauthorized(
             "send the events token (Authorization: Bearer <token>, or dapr-api-token) "
@@ -147,10 +157,18 @@ _BODY: dict[str, Any] = {
 }
 
 
-async def _accept(service: Service, request: Request) -> tuple[list[EventReceipt], bool]:
-    """Read, store and route the request's events; every one is checked before any is kept."""
-    body = await request.body()
-    events, batch = read_events(body, request.headers, service.settings.correlation_paths)
+async def accept_events(
+    service: Service, body: bytes, headers: Mapping[str, str]
+) -> tuple[list[EventReceipt], bool]:
+    """Read, store and route a request's events; every one is checked before any is kept.
+
+    Returns:
+        A receipt per event, and whether the request was a batch.
+
+    Raises:
+        ApiError: the body is not events (400/415/422), or they cannot be stored now (503).
+    """
+    events, batch = read_events(body, headers, service.settings.correlation_paths)
     try:
         # One commit for the whole request: a batch costs little more than one event.
         receipts = await service.engine.send_events(events)
@@ -185,7 +203,7 @@ async def send_events(
     event nobody waits on yet is kept (`pending`) for a step that starts waiting later; one
     without a correlation id is kept as `unroutable`; an id seen before is a `duplicate`.
     """
-    receipts, batch = await _accept(service, request)
+    receipts, batch = await accept_events(service, await request.body(), request.headers)
     return receipts if batch else receipts[0]
 
 
@@ -243,7 +261,7 @@ async def dapr_delivery(
     if topic != service.settings.callback_topic:
         return error_response(404, "not_found", f"this service does not subscribe to {topic!r}")
     try:
-        await _accept(service, request)
+        await accept_events(service, await request.body(), request.headers)
     except EngineBusyError as exc:
         return DaprAnswer(status="RETRY", message=str(exc))
     except ApiError as exc:
