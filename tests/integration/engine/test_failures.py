@@ -231,3 +231,42 @@ async def _wait_for(check, timeout: float = 5.0) -> None:  # type: ignore[no-unt
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.01)
+
+
+async def test_a_defect_in_one_runs_transition_fails_that_run_alone(
+    backend: LocalBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conveyor.backends.local import runtime
+    from conveyor.engine import EventApplied
+
+    real_transition = runtime.transition
+    real_transitions = LocalBackend._transitions
+    guarded_batches: list[int] = []
+
+    def transition(plan, state, message, now):  # type: ignore[no-untyped-def]
+        if state.params.get("cid") == "bad" and isinstance(message, EventApplied):
+            raise KeyError("a defect")
+        return real_transition(plan, state, message, now)
+
+    def transitions(self, batch, now, *, guarded):  # type: ignore[no-untyped-def]
+        if guarded:
+            guarded_batches.append(len(batch))
+        return real_transitions(self, batch, now, guarded=guarded)
+
+    monkeypatch.setattr(runtime, "transition", transition)
+    monkeypatch.setattr(LocalBackend, "_transitions", transitions)
+    spec = pipeline(
+        {"id": "wait", "action": "await_event", "params": {"correlation_id": "{{ params.cid }}"}},
+        parameters=[{"name": "cid", "type": "string"}],
+    )
+    runs = {cid: await backend.start_run(spec, {"cid": cid}) for cid in ("a", "bad", "c")}
+    for run_id in runs.values():
+        await _until(backend, run_id, lambda r: r.step("wait").status is StepStatus.WAITING)
+    await backend.send_events([{"workflow_id": cid, "status": "COMPLETED"} for cid in runs])
+    bad = await backend.wait(runs["bad"], timeout=5)
+    assert bad.status is RunStatus.FAILED
+    assert bad.error == "internal error: KeyError: 'a defect'"
+    for cid in ("a", "c"):
+        assert (await backend.wait(runs[cid], timeout=5)).status is RunStatus.COMPLETED
+    # The three events were applied in one batch, which went again in savepoints.
+    assert guarded_batches == [3]

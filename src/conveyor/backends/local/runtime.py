@@ -71,6 +71,10 @@ _CHECKPOINT_COMMITS = 500
 EntryListener = Callable[[str, float, list[TimelineEntry]], None]
 """Told `(run_id, at, entries)` after each commit that added timeline entries to a run."""
 
+_Done = tuple["_Active", list[Command], list[Delivery], list[TimelineEntry]]
+"""A run's applied transition: its state, the commands and deliveries to carry out, and the
+timeline entries to tell listeners."""
+
 _Accepting = tuple[list[Event], "asyncio.Future[list[EventReceipt]]"]
 """A caller's events waiting for the next commit, and where its receipts go."""
 
@@ -520,26 +524,16 @@ class LocalBackend:
     def _accept(self, accepting: list[_Accepting]) -> None:
         """Store and route the events of every waiting caller in one transaction."""
         now = self._clock()
-        ttl = self.settings.event_ttl_seconds
-        routed: list[list[tuple[RouteStatus, list[Delivery]]] | BaseException] = []
         try:
-            with self.store.transaction() as db:
-                # A savepoint a caller keeps one caller's failure from undoing the others'.
-                guarded = len(accepting) > 1
-                for parsed, _ in accepting:
-                    if guarded:
-                        db.execute("SAVEPOINT accept")
-                    try:
-                        routed.append([eventlog.accept(self.store, e, now, ttl) for e in parsed])
-                    except sqlite3.OperationalError:
-                        raise  # Locked or full: the transaction as a whole cannot commit.
-                    except Exception as exc:  # handed to that caller
-                        if not guarded:
-                            raise
-                        db.execute("ROLLBACK TO accept")
-                        routed.append(exc)
-                    if guarded:
-                        db.execute("RELEASE accept")
+            try:
+                outcomes = self._store_events(accepting, now, guarded=False)
+            except sqlite3.OperationalError:
+                raise  # Locked or full: no transaction can commit now.
+            except Exception:
+                if len(accepting) == 1:
+                    raise
+                # Again, each caller in a savepoint: one caller's failure is its own.
+                outcomes = self._store_events(accepting, now, guarded=True)
         except BaseException as exc:
             for _, accepted in accepting:
                 if not accepted.done():
@@ -548,8 +542,8 @@ class LocalBackend:
                 raise
             return
         self._committed()
-        for (parsed, accepted), outcome in zip(accepting, routed, strict=True):
-            if isinstance(outcome, BaseException):
+        for (parsed, accepted), outcome in zip(accepting, outcomes, strict=True):
+            if isinstance(outcome, Exception):
                 if not accepted.done():
                     accepted.set_exception(outcome)
                 continue
@@ -567,6 +561,33 @@ class LocalBackend:
                 )
             if not accepted.done():
                 accepted.set_result(receipts)
+
+    def _store_events(
+        self, accepting: list[_Accepting], now: float, *, guarded: bool
+    ) -> list[list[tuple[RouteStatus, list[Delivery]]] | Exception]:
+        """Store every caller's events in one transaction: per caller, routes or its error.
+
+        Unguarded, any failure rolls back everything and is raised; guarded, a caller whose
+        events fail is rolled back alone (a savepoint each) and gets its error.
+        """
+        ttl = self.settings.event_ttl_seconds
+        outcomes: list[list[tuple[RouteStatus, list[Delivery]]] | Exception] = []
+        with self.store.transaction() as db:
+            for parsed, _ in accepting:
+                if guarded:
+                    db.execute("SAVEPOINT accept")
+                try:
+                    outcomes.append([eventlog.accept(self.store, e, now, ttl) for e in parsed])
+                except sqlite3.OperationalError:
+                    raise
+                except Exception as exc:  # That caller's alone.
+                    if not guarded:
+                        raise
+                    db.execute("ROLLBACK TO accept")
+                    outcomes.append(exc)
+                if guarded:
+                    db.execute("RELEASE accept")
+        return outcomes
 
     async def list_events(
         self, *, status: list[str] | None = None, limit: int = 50, offset: int = 0
@@ -606,8 +627,9 @@ class LocalBackend:
             self._apply(batch)
         except RunNotFoundError:
             pass  # An input for a run that no longer exists; nothing to apply.
-        except Exception as exc:  # noqa: BLE001 - logged in _apply; the engine must go on
-            for run_id in batch:
+        except Exception as exc:  # The engine must go on.
+            for run_id in batch:  # A batch of one run: fail that run.
+                log.exception("transition_failed", run_id=run_id)
                 self._fail_internally(run_id, exc)
 
     def _fail_internally(self, run_id: str, exc: BaseException) -> None:
@@ -636,62 +658,80 @@ class LocalBackend:
 
     def _apply(self, batch: dict[str, list[tuple[Input, Delivery | None]]]) -> None:
         now = self._clock()
-        done: list[tuple[_Active, list[Command], list[Delivery], list[TimelineEntry]]] = []
-        with self.store.transaction() as db:
-            # A savepoint a run keeps one run's failure from undoing the others' transitions;
-            # a batch of one needs none (the transaction itself rolls back).
-            guarded = len(batch) > 1
-            for run_id, messages in batch.items():
-                if guarded:
-                    db.execute("SAVEPOINT run")
-                try:
-                    active = self._load(run_id)
-                    commands: list[Command] = []
-                    deliveries: list[Delivery] = []
-                    applied: list[TimelineEntry] = []
-                    for message, tag in messages:
-                        if isinstance(message, TimerFired):
-                            self.store.clear_fired_timer(
-                                run_id, message.step_id, message.index, message.at
-                            )
-                        produced = transition(active.plan, active.state, message, now)
-                        if tag is not None:
-                            eventlog.finish(self.store, tag)
-                            if isinstance(message, EventApplied):
-                                applied.append(
-                                    timeline.event_applied(
-                                        message.step_id,
-                                        message.index,
-                                        tag.event_seq,
-                                        message.result,
-                                    )
-                                )
-                        deliveries += self._persist(active, produced, now)
-                        commands += produced
-                    entries = self._record(active, applied, now)
-                    self.store.save_state(active.state)
-                    if guarded:
-                        db.execute("RELEASE run")
-                except RunNotFoundError:
-                    if not guarded:
-                        raise
-                    db.execute("ROLLBACK TO run")
-                    db.execute("RELEASE run")
-                    continue
-                except Exception:
-                    self._active.pop(run_id, None)
-                    log.exception("transition_failed", run_id=run_id)
-                    if not guarded:
-                        raise
-                    db.execute("ROLLBACK TO run")
-                    db.execute("RELEASE run")
-                    continue
-                done.append((active, commands, deliveries, entries))
+        try:
+            # Whole, at first: a savepoint a run would cost a sixth of a transition's
+            # statements, to guard against what is a defect when it happens.
+            done, failed = self._transitions(batch, now, guarded=False)
+        except Exception:
+            if len(batch) == 1:
+                raise  # _flush fails the run (or drops inputs of a run that is gone).
+            # Rolled back, while the states in memory went ahead: read them again, and apply
+            # each run in a savepoint of its own so the failing one cannot undo the others.
+            for run_id in batch:
+                self._active.pop(run_id, None)
+            done, failed = self._transitions(batch, now, guarded=True)
         self._committed()
         for active, commands, deliveries, entries in done:
             self._carry_out(active, commands, deliveries, entries, now)
         for active, _, _, _ in done:
             self._settle(active.state.run_id)
+        for run_id, exc in failed:
+            self._fail_internally(run_id, exc)
+
+    def _transitions(
+        self, batch: dict[str, list[tuple[Input, Delivery | None]]], now: float, *, guarded: bool
+    ) -> tuple[list[_Done], list[tuple[str, Exception]]]:
+        """Apply and write the batch in one transaction; returns what to carry out.
+
+        Unguarded, any failure rolls the whole batch back and is raised. Guarded, a run that
+        fails is rolled back alone and returned with its error (none for a run that no longer
+        exists), and the others are committed.
+        """
+        done: list[_Done] = []
+        failed: list[tuple[str, Exception]] = []
+        with self.store.transaction() as db:
+            for run_id, messages in batch.items():
+                if guarded:
+                    db.execute("SAVEPOINT run")
+                try:
+                    done.append(self._transition(run_id, messages, now))
+                except Exception as exc:  # That run's alone.
+                    if not guarded:
+                        raise
+                    db.execute("ROLLBACK TO run")
+                    self._active.pop(run_id, None)
+                    if not isinstance(exc, RunNotFoundError):
+                        log.exception("transition_failed", run_id=run_id)
+                        failed.append((run_id, exc))
+                if guarded:
+                    db.execute("RELEASE run")
+        return done, failed
+
+    def _transition(
+        self, run_id: str, messages: list[tuple[Input, Delivery | None]], now: float
+    ) -> _Done:
+        """Apply one run's inputs and write what changed (in the current transaction)."""
+        active = self._load(run_id)
+        commands: list[Command] = []
+        deliveries: list[Delivery] = []
+        applied: list[TimelineEntry] = []
+        for message, tag in messages:
+            if isinstance(message, TimerFired):
+                self.store.clear_fired_timer(run_id, message.step_id, message.index, message.at)
+            produced = transition(active.plan, active.state, message, now)
+            if tag is not None:
+                eventlog.finish(self.store, tag)
+                if isinstance(message, EventApplied):
+                    applied.append(
+                        timeline.event_applied(
+                            message.step_id, message.index, tag.event_seq, message.result
+                        )
+                    )
+            deliveries += self._persist(active, produced, now)
+            commands += produced
+        entries = self._record(active, applied, now)
+        self.store.save_state(active.state)
+        return active, commands, deliveries, entries
 
     def _committed(self) -> None:
         self._commits_since_checkpoint += 1
