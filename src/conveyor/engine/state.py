@@ -102,24 +102,7 @@ class UnitState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UnitState:
         """The inverse of `to_dict`."""
-        kind = data.get("timer_kind")
-        return cls(
-            step_id=data["step_id"],
-            index=data.get("index"),
-            status=StepStatus(data["status"]),
-            attempt=data.get("attempt", 0),
-            params=data.get("params"),
-            outputs=data.get("outputs"),
-            error=data.get("error"),
-            external_id=data.get("external_id"),
-            progress=data.get("progress", 0.0),
-            message=data.get("message"),
-            started_at=data.get("started_at"),
-            finished_at=data.get("finished_at"),
-            timer_at=data.get("timer_at"),
-            timer_kind=TimerKind(kind) if kind else None,
-            item=data.get("item"),
-        )
+        return cls(**_unit_fields(data))
 
 
 @dataclass
@@ -143,16 +126,38 @@ class StepState(UnitState):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StepState:
         """The inverse of `to_dict`; items are stored apart and attached by the caller."""
-        base = UnitState.from_dict(data)
         count = data.get("item_count")
+        step_id = data["step_id"]
         return cls(
-            **{name: getattr(base, name) for name in UnitState.__dataclass_fields__},
-            items=[UnitState(step_id=base.step_id, index=i) for i in range(count)]
+            **_unit_fields(data),
+            items=[UnitState(step_id=step_id, index=i) for i in range(count)]
             if count is not None
             else None,
             reason=data.get("reason"),
             next_item=data.get("next_item", 0),
         )
+
+
+def _unit_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """`UnitState`'s fields from `to_dict`'s form (read once a run is loaded: keep it lean)."""
+    kind = data.get("timer_kind")
+    return {
+        "step_id": data["step_id"],
+        "index": data.get("index"),
+        "status": StepStatus(data["status"]),
+        "attempt": data.get("attempt", 0),
+        "params": data.get("params"),
+        "outputs": data.get("outputs"),
+        "error": data.get("error"),
+        "external_id": data.get("external_id"),
+        "progress": data.get("progress", 0.0),
+        "message": data.get("message"),
+        "started_at": data.get("started_at"),
+        "finished_at": data.get("finished_at"),
+        "timer_at": data.get("timer_at"),
+        "timer_kind": TimerKind(kind) if kind else None,
+        "item": data.get("item"),
+    }
 
 
 @dataclass
