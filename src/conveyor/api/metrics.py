@@ -57,6 +57,7 @@ class Metrics:
         )
         if backend is not None:
             self.registry.register(_StoreCollector(backend, store))
+        self._event_counters: dict[str, Counter] = {}
         self._started: dict[tuple[str, str | None, int | None], float] = {}
         self._unsubscribe: Callable[[], None] | None = None
         self._backend = backend
@@ -74,7 +75,11 @@ class Metrics:
 
     def count_event(self, status: str) -> None:
         """Count an event received over HTTP, by its route status (`routed`, `unroutable`...)."""
-        self.events.labels(status=status).inc()
+        # The labelled child is kept: `labels()` takes a lock and builds a key, on every event.
+        counter = self._event_counters.get(status)
+        if counter is None:
+            counter = self._event_counters[status] = self.events.labels(status=status)
+        counter.inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
