@@ -12,10 +12,13 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.peer_envs import Peer, python_of, script
-from bench.temporal_server import DevServer, Unavailable
+from bench.temporal_server import Unavailable
+
+if TYPE_CHECKING:
+    from conveyor.backends.temporal.devserver import DevServer
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import dataclasses
 import traceback
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench import on_temporal
 from bench.compare import SYSTEMS
@@ -19,7 +20,10 @@ from bench.harness import Metric, Workload
 from bench.peer_envs import PEERS
 from bench.peer_run import run_peer
 from bench.report import Report, Row
-from bench.temporal_server import DevServer, Unavailable, dev_server
+from bench.temporal_server import Unavailable, dev_server
+
+if TYPE_CHECKING:
+    from conveyor.backends.temporal.devserver import DevServer
 
 TIMEOUTS = {"waiting10k": 900.0, "waiting100k": 900.0, "event_resume": 600.0}
 """Seconds all repeats of one workload may take on one system; 300 for the others."""

@@ -19,12 +19,12 @@ from temporalio.worker import Worker
 from conveyor.actions import ActionRegistry
 from conveyor.backends.local import LocalBackend
 from conveyor.backends.temporal.backend import TemporalBackend
+from conveyor.backends.temporal.devserver import DevServerError, dev_server
 from conveyor.backends.temporal.worker import WorkerOptions, build_workers, run_workers
 from conveyor.client import Client
 from conveyor.config import Settings
 from tests.integration.engine.actions import JOURNAL, Journal
 from tests.temporal import actions
-from tests.temporal.server import DevServerError, dev_server
 
 HEARTBEAT_SECONDS = 2.0
 """How soon a lost worker is noticed in these tests."""
@@ -43,8 +43,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The address (`127.0.0.1:<port>`) of a Temporal dev server running for the session."""
     try:
-        with dev_server(tmp_path_factory.mktemp("temporal")) as address:
-            yield address
+        with dev_server(tmp_path_factory.mktemp("temporal")) as server:
+            yield server.address
     except DevServerError as exc:
         pytest.fail(str(exc))
 

@@ -1,4 +1,4 @@
-"""The dev-server fixture itself: a clear message without the CLI, free ports, nothing left."""
+"""The dev server helper itself: a clear message without the CLI, free ports, nothing left."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from pathlib import Path
 import psutil  # type: ignore[import-untyped]
 import pytest
 
-from tests.temporal.server import DevServerError, dev_server, temporal_binary
+from conveyor.backends.temporal.devserver import DevServerError, dev_server, temporal_binary
 
 
 def test_a_missing_cli_is_named_with_how_to_install_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(DevServerError) as raised:
         temporal_binary()
     message = str(raised.value)
@@ -32,8 +33,8 @@ def test_the_session_server_is_on_loopback_at_a_free_port(temporal_server: str) 
 @pytest.mark.temporal
 def test_a_stopped_server_leaves_no_process(tmp_path: Path) -> None:
     # dev_server returns only once the server answers a visibility call.
-    with dev_server(tmp_path) as address:
-        assert address.startswith("127.0.0.1:")
+    with dev_server(tmp_path) as server:
+        assert server.address.startswith("127.0.0.1:")
         servers = [
             p
             for p in psutil.process_iter(["cmdline"])
