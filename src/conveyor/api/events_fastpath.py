@@ -15,9 +15,9 @@ refused, and a defect answered 500, exactly as on every other route.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
-
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import TypeAdapter
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -55,35 +55,16 @@ class EventsFastPath:
         await answer(scope, receive, send)
 
     async def _answer(self, scope: Scope, receive: Receive) -> Response:
-        query = scope.get("query_string", b"")
-        if query:
-            names = [name for name, _ in parse_qsl(query.decode("latin-1"), True)]
-            raise unknown_query(names)
-        headers: dict[str, str] = {}
-        for name, value in scope["headers"]:
-            # The first of a repeated header counts, as `Request.headers.get` reads it.
-            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-        self._authenticate(headers)
-        body = await _body(receive)
-        receipts, batch = await accept_events(self.service, body, headers)
+        # Read through Starlette's Request, as the route reads it: the same headers, query
+        # and body, so both answer alike.
+        request = Request(scope, receive)
+        if request.query_params:
+            raise unknown_query(request.query_params)
+        headers = request.headers
+        # Parsed as the route's HTTPBearer parses it.
+        scheme, token = get_authorization_scheme_param(headers.get("authorization"))
+        bearer = token if scheme.lower() == "bearer" and token else None
+        events_principal(self.service, bearer, headers.get(DAPR_TOKEN_HEADER))
+        receipts, batch = await accept_events(self.service, await request.body(), headers)
         payload = _RECEIPTS.dump_json(receipts) if batch else receipts[0].model_dump_json()
         return Response(payload, status_code=202, media_type="application/json")
-
-    def _authenticate(self, headers: dict[str, str]) -> None:
-        bearer: str | None = None
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and token:
-            bearer = token
-        events_principal(self.service, bearer, headers.get(DAPR_TOKEN_HEADER))
-
-
-async def _body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break  # The client left; what came is all there is.
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
