@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     queues: dict[str, int] = Field(default_factory=lambda: {"default": 64})
     """Capacity of each queue: how many steps of it run at once in this process."""
     default_queue_capacity: int = Field(default=64, ge=1)
+    force_evict: bool = False
+    """Embedded engine, for tests: drop every run from memory after each commit and read it
+    back from the database for its next transition, checking that what was stored is what the
+    engine held. Slower; it proves that every change the engine makes is committed."""
 
     # HTTP service.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)

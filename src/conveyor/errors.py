@@ -18,6 +18,7 @@
         ├── RunNotFoundError        an unknown run id
         ├── RunStateError           a request the run's status does not allow (retry a running run)
         ├── EventError              an event that cannot be accepted
+        ├── UnstorableValueError    a value a run cannot keep exactly (inf, a 65-bit integer)
         └── EngineBusyError         the database is held by another engine process
 
 Leaf classes carry the structured fields callers need (`run_id`, `field`, ...), and third-party
@@ -164,6 +165,10 @@ class SandboxViolationError(TemplateError):
 
 class RunError(ConveyorError):
     """Something is wrong with a run or with a request about one."""
+
+
+class UnstorableValueError(RunError, ValueError):
+    """A value a run cannot keep exactly (see `conveyor.engine.values`); names where it is."""
 
 
 class RunNotFoundError(RunError):

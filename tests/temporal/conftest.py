@@ -117,11 +117,29 @@ async def local_client(tmp_path: Path) -> AsyncIterator[Client]:
         yield client
 
 
-@pytest.fixture(params=["local", "temporal"])
+@pytest.fixture
+async def evicting_client(tmp_path: Path) -> AsyncIterator[Client]:
+    """A client over the embedded backend that reads every run back after each commit."""
+    settings = Settings(
+        db_path=tmp_path / "conveyor.db", queues={"default": 64, "gpu": 1}, force_evict=True
+    )
+    async with Client(LocalBackend(actions.registry(), settings)) as client:
+        yield client
+
+
+BACKENDS = ["local", "local-evicting", "temporal"]
+"""The backends every scenario runs on: `local-evicting` is the embedded engine with
+`force_evict`, which proves that everything the engine decides is committed."""
+
+
+@pytest.fixture(params=BACKENDS)
 def conveyor(request: pytest.FixtureRequest, journal: Journal) -> Client:
     """A client over each backend in turn (Temporal's with its workers running)."""
     if request.param == "local":
         client: Client = request.getfixturevalue("local_client")
+        return client
+    if request.param == "local-evicting":
+        client = request.getfixturevalue("evicting_client")
         return client
     request.getfixturevalue("temporal_workers")
     client = request.getfixturevalue("temporal_client")

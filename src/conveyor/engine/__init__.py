@@ -22,7 +22,14 @@ from conveyor.engine.messages import (
     Watch,
 )
 from conveyor.engine.plan import Plan, StepPlan
-from conveyor.engine.state import RunState, RunStatus, StepState, TimerKind, UnitState
+from conveyor.engine.state import (
+    RunState,
+    RunStatus,
+    StepState,
+    TimerKind,
+    UnitState,
+    stored_difference,
+)
 
 __all__ = [
     "Abort",
@@ -50,5 +57,6 @@ __all__ = [
     "UnitState",
     "Unwatch",
     "Watch",
+    "stored_difference",
     "transition",
 ]

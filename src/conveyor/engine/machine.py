@@ -35,7 +35,8 @@ from conveyor.engine.messages import (
 )
 from conveyor.engine.plan import Plan, StepPlan
 from conveyor.engine.state import RunState, RunStatus, StepState, TimerKind, UnitState
-from conveyor.errors import TemplateError
+from conveyor.engine.values import stored
+from conveyor.errors import TemplateError, UnstorableValueError
 
 
 def transition(plan: Plan, state: RunState, message: Input, now: float) -> list[Command]:
@@ -220,9 +221,12 @@ class _Transition:
             return
         context = self._context(None)
         try:
-            state.outputs = self.plan.outputs(context)
+            state.outputs = stored(self.plan.outputs(context), "outputs")
         except TemplateError as exc:
             self._finish(RunStatus.FAILED, f"outputs: {exc}")
+            return
+        except UnstorableValueError as exc:
+            self._finish(RunStatus.FAILED, str(exc))
             return
         self._finish(RunStatus.COMPLETED, None)
 
@@ -242,20 +246,26 @@ class _Transition:
         context = self._context(None)
         if plan.condition is not None:
             try:
-                go = plan.condition(context)
+                go = stored(plan.condition(context), "condition")
             except TemplateError as exc:
                 self._close_step(step, StepStatus.FAILED, f"condition: {exc}")
+                return
+            except UnstorableValueError as exc:
+                self._close_step(step, StepStatus.FAILED, str(exc))
                 return
             if not _truthy(go):
                 self._skip(step, "condition was false")
                 return
         if plan.for_each is not None:
             try:
-                items = plan.for_each(context)
+                items = stored(plan.for_each(context), "for_each")
             except TemplateError as exc:
                 self._close_step(step, StepStatus.FAILED, f"for_each: {exc}")
                 return
-            if not isinstance(items, list | tuple):
+            except UnstorableValueError as exc:
+                self._close_step(step, StepStatus.FAILED, str(exc))
+                return
+            if not isinstance(items, list):
                 kind = type(items).__name__
                 self._close_step(step, StepStatus.FAILED, f"for_each: expected a list, got {kind}")
                 return
@@ -296,14 +306,18 @@ class _Transition:
             return
         unit = step.items[step.next_item]
         step.next_item += 1
+        self.state.touch(step)
         self._queue(plan, unit)
 
     def _queue(self, plan: StepPlan, unit: UnitState) -> None:
         """Render the unit's params and put it in the run's queue."""
         try:
-            rendered = plan.params(self._context(unit)) if plan.params else {}
+            rendered = stored(plan.params(self._context(unit)), "params") if plan.params else {}
         except TemplateError as exc:
             self._failed(unit, f"params: {exc}", FailureKind.INVALID)
+            return
+        except UnstorableValueError as exc:
+            self._failed(unit, str(exc), FailureKind.INVALID)
             return
         rendered = {**rendered, **plan.raw_params}
         clean, problems = validate_params(plan.meta, rendered)
@@ -371,14 +385,19 @@ class _Transition:
     def _finished(self, unit: UnitState, message: ExecutionFinished) -> None:
         result = message.result
         self._running_stopped(unit)
+        try:
+            outputs = stored(result.outputs, "outputs")
+        except UnstorableValueError as exc:
+            self._failed(unit, str(exc), FailureKind.INVALID)
+            return
         if not result.success:
             # Kept so a failed step still shows what it got to (BudPipeline's "consistent
             # outputs" advice makes failures carry the same keys).
-            unit.outputs = result.outputs or unit.outputs
+            unit.outputs = outputs or unit.outputs
             self._failed(unit, result.error or "the action reported a failure", FailureKind.ERROR)
             return
         plan = self.plan.steps[unit.step_id]
-        unit.outputs = result.outputs
+        unit.outputs = outputs
         if result.awaiting_event:
             if plan.meta.execution_mode is not ExecutionMode.EVENT_DRIVEN:
                 self._failed(
@@ -418,7 +437,12 @@ class _Transition:
         self.out.append(Unwatch(unit.step_id, unit.index, unit.external_id))
         if unit.timer_at is not None:
             self._clear_timer(unit)
-        unit.outputs = {**(unit.outputs or {}), **result.outputs}
+        try:
+            outputs = stored(result.outputs, "outputs")
+        except UnstorableValueError as exc:
+            self._failed(unit, str(exc), FailureKind.INVALID)
+            return
+        unit.outputs = {**(unit.outputs or {}), **outputs}
         if result.status is StepStatus.COMPLETED:
             self._unit_done(unit, StepStatus.COMPLETED, None)
         else:

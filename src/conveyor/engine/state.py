@@ -231,3 +231,68 @@ class RunState:
             else:
                 total += step.progress
         return total / len(self.steps)
+
+
+_STORED_RUN_FIELDS = (
+    "status",
+    "params",
+    "outputs",
+    "error",
+    "started_at",
+    "finished_at",
+    "deadline_at",
+    "failed_step",
+)
+
+
+def stored_difference(held: RunState, stored: RunState) -> str | None:
+    """What `held` (a run in memory) has that `stored` (the same run read back) has not.
+
+    None when they agree on everything a store keeps and on what is derived from it (the
+    queue and the counts), so the run goes on the same whether or not it was read back.
+    Names the first difference found, e.g. ``"step 'a' next_item 2 (stored: 1)"``.
+    """
+    for name in _STORED_RUN_FIELDS:
+        mine, theirs = getattr(held, name), getattr(stored, name)
+        if not _same(mine, theirs):
+            return f"run {name} {mine!r} (stored: {theirs!r})"
+    if held.steps.keys() != stored.steps.keys():
+        return f"steps {sorted(held.steps)} (stored: {sorted(stored.steps)})"
+    for step_id, step in held.steps.items():
+        other = stored.steps[step_id]
+        pairs: list[tuple[UnitState, UnitState]] = [(step, other)]
+        if step.items is not None and other.items is not None:
+            pairs += list(zip(step.items, other.items, strict=False))
+        for unit, twin in pairs:
+            mine_data, theirs_data = unit.to_dict(), twin.to_dict()
+            for key, mine in mine_data.items():
+                theirs = theirs_data.get(key)
+                if not _same(mine, theirs):
+                    return f"unit {unit.key!r} {key} {mine!r} (stored: {theirs!r})"
+    for name in ("running", "open_steps"):
+        if getattr(held, name) != getattr(stored, name):
+            return f"{name} {getattr(held, name)} (stored: {getattr(stored, name)})"
+    if set(held.queue) != set(stored.queue):
+        return f"queue {sorted(held.queue, key=str)} (stored: {sorted(stored.queue, key=str)})"
+    return None
+
+
+def _same(mine: Any, theirs: Any) -> bool:
+    """Equal, and of the same JSON kinds all the way down (a tuple is not a stored list)."""
+    if isinstance(mine, dict):
+        return (
+            isinstance(theirs, dict)
+            and mine.keys() == theirs.keys()
+            and all(_same(value, theirs[key]) for key, value in mine.items())
+        )
+    if isinstance(mine, list):
+        return (
+            isinstance(theirs, list)
+            and len(mine) == len(theirs)
+            and all(_same(a, b) for a, b in zip(mine, theirs, strict=True))
+        )
+    if type(mine) is not type(theirs) and not (
+        isinstance(mine, int | float) and isinstance(theirs, int | float)
+    ):
+        return False
+    return bool(mine == theirs)

@@ -18,7 +18,7 @@ from jinja2 import StrictUndefined
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from conveyor.errors import SandboxViolationError, TemplateError
+from conveyor.errors import ConveyorError, SandboxViolationError, TemplateError
 
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 
@@ -176,6 +176,17 @@ class _translated:
             raise TemplateError(f"undefined in template {text!r}: {exc}", template=text) from exc
         if isinstance(exc, _RENDER_ERRORS):
             raise TemplateError(f"template {text!r} failed: {exc}", template=text) from exc
+        if isinstance(exc, NameError) and exc.name in ("inf", "nan"):
+            # Jinja2 folds constant arithmetic when compiling and writes an overflow as the
+            # bare name `inf`, which the compiled code then cannot find.
+            raise TemplateError(
+                f"template {text!r} failed: the result is not a finite number", template=text
+            ) from exc
+        if isinstance(exc, Exception) and not isinstance(exc, ConveyorError):
+            # A user's template may fail its step, never the engine or a workflow task.
+            raise TemplateError(
+                f"template {text!r} failed: {type(exc).__name__}: {exc}", template=text
+            ) from exc
         return False
 
 

@@ -36,6 +36,7 @@ from conveyor.engine.messages import (
     Input,
     ProgressReported,
 )
+from conveyor.engine.values import checked_event_result
 from conveyor.errors import ConveyorError
 
 log = structlog.get_logger("conveyor.runner")
@@ -357,6 +358,7 @@ class Runner:
                         status=StepStatus.FAILED,
                         error=f"on_event failed: {type(exc).__name__}: {exc}",
                     )
+                result = checked_event_result(result)
                 self._submit(run_id, EventApplied(step_id, index, attempt, result), tag)
         finally:
             if not lock.locked() and self._unit_locks.get(key) is lock:

@@ -52,6 +52,7 @@ from conveyor.engine import (
     UnitState,
     Unwatch,
     Watch,
+    stored_difference,
     transition,
 )
 from conveyor.errors import RunNotFoundError, RunStateError
@@ -77,6 +78,10 @@ timeline entries to tell listeners."""
 
 _Accepting = tuple[list[Event], "asyncio.Future[list[EventReceipt]]"]
 """A caller's events waiting for the next commit, and where its receipts go."""
+
+
+class UncommittedStateError(RuntimeError):
+    """The engine changed a run in memory without writing it (a defect; see `force_evict`)."""
 
 
 @dataclass
@@ -276,7 +281,7 @@ class LocalBackend:
             commands = transition(plan, state, StartRun(), now)
             deliveries = self._persist(active, commands, now)
             entries = self._record(active, [], now)
-            self.store.save_state(state)
+            self._save(state)
         self._active[state.run_id] = active
         self._carry_out(active, commands, deliveries, entries, now)
         self._settle(state.run_id)
@@ -327,7 +332,7 @@ class LocalBackend:
             commands = transition(plan, state, StartRun(), now)
             deliveries = self._persist(active, commands, now)
             entries = self._record(active, [], now)
-            self.store.save_state(state)
+            self._save(state)
         self._active[state.run_id] = active
         self._carry_out(active, commands, deliveries, entries, now)
         self._settle(state.run_id)
@@ -730,8 +735,25 @@ class LocalBackend:
             deliveries += self._persist(active, produced, now)
             commands += produced
         entries = self._record(active, applied, now)
-        self.store.save_state(active.state)
+        self._save(active.state)
         return active, commands, deliveries, entries
+
+    def _save(self, state: RunState) -> None:
+        """Write what changed in `state`; with `force_evict`, prove it is all that changed.
+
+        The state machine marks the rows it changes; a change it does not mark stays in memory
+        only, and shows only once the run is read back (after an eviction or a restart). The
+        check reads the run back in the same transaction, so a difference fails the run at the
+        transition that made it.
+        """
+        self.store.save_state(state)
+        if self.settings.force_evict:
+            stored, _ = self.store.load_state(state.run_id)
+            difference = stored_difference(state, stored)
+            if difference is not None:
+                raise UncommittedStateError(
+                    f"run {state.run_id}: the engine holds {difference} that is not stored"
+                )
 
     def _committed(self) -> None:
         self._commits_since_checkpoint += 1
@@ -834,7 +856,9 @@ class LocalBackend:
         if active is None or run_id in self._inbox:
             return
         state = active.state
-        if state.running == 0 and not state.queue and not self._runner.busy(run_id):
+        if self.settings.force_evict or (
+            state.running == 0 and not state.queue and not self._runner.busy(run_id)
+        ):
             del self._active[run_id]
 
     def _dispatch_delivery(self, delivery: Delivery, event: Event | None = None) -> None:

@@ -28,7 +28,8 @@ from conveyor.actions import (
 )
 from conveyor.backends.temporal import names
 from conveyor.config import Settings
-from conveyor.errors import ConveyorError
+from conveyor.engine.values import checked_event_result, stored
+from conveyor.errors import ConveyorError, UnstorableValueError
 
 
 class ConveyorActivities:
@@ -135,6 +136,13 @@ class ConveyorActivities:
                 "error": f"execute() returned {kind}, not an ActionResult",
                 "kind": "invalid",
             }
+        try:
+            # Checked here, as the embedded engine's state machine checks it: the JSON the
+            # result crosses to the workflow in would turn `inf` into null on the way.
+            outputs = stored(result.outputs, "outputs")
+        except UnstorableValueError as exc:
+            return {"ok": False, "error": str(exc), "kind": "invalid"}
+        result = result.model_copy(update={"outputs": outputs})
         return {"ok": True, "result": result.model_dump(mode="json")}
 
     @activity.defn(name=names.ON_EVENT_ACTIVITY)
@@ -163,7 +171,7 @@ class ConveyorActivities:
                 status=StepStatus.FAILED,
                 error=f"on_event failed: {type(exc).__name__}: {exc}",
             )
-        return result.model_dump(mode="json")
+        return checked_event_result(result).model_dump(mode="json")
 
     @activity.defn(name=names.CLEANUP_ACTIVITY)
     async def cleanup(self, data: dict[str, Any]) -> None:
