@@ -315,3 +315,30 @@ def test_ctrl_c_cancels_the_run_and_exits_130_and_a_second_engine_is_refused(
     shown = json.loads(conveyor("runs", "show", run_id, "--db", str(db), "--json").stdout)
     assert shown["status"] == "cancelled"
     assert shown["steps"][0]["status"] == "cancelled"
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{{ 2 ** 64 }}", "the integer 18446744073709551616 is outside the 64-bit range"),
+        ("{{ 1e308 * 10 }}", "the result is not a finite number"),
+        ("{{ params.big * 10 }}", "params.message: inf is not a number a run can store"),
+    ],
+)
+def test_a_first_step_whose_template_fails_fails_the_run_naming_the_step(
+    write: Callable[[str, str], Path], db: Path, template: str, message: str
+) -> None:
+    path = write(
+        "unstorable.yaml",
+        "name: unstorable\nparameters:\n  - {name: big, type: number, default: 1e308}\n"
+        f"steps:\n  - id: first\n    action: log\n"
+        f'    params:\n      message: "{template}"\n',
+    )
+    result = conveyor("run", str(path), "--db", str(db), "--json")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    run = json.loads(result.stdout)
+    assert run["status"] == "failed"
+    assert run["error"].startswith("step 'first' failed: ")
+    assert message in run["error"]
+    assert run["steps"][0]["status"] == "failed"

@@ -29,5 +29,12 @@ def _register() -> None:
 
 def main() -> None:
     """Entry point of the `conveyor` console script."""
+    from conveyor.cli.backends import exit_now_if_connected
+
     _register()
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        exit_now_if_connected(code)
+        raise

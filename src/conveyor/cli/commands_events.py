@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from conveyor.cli.app import app
-from conveyor.cli.commands_runs import reader
+from conveyor.cli.backends import on_temporal, reader, refuse_on_temporal
 from conveyor.cli.common import (
     DbOption,
     JsonOption,
@@ -159,13 +159,15 @@ async def _send(
 
     # The common case when a service publishes: an engine runs, and only needs the request.
     # The store alone is enough for that, and much quicker to open than a backend.
-    store = Store(settings.db_path).open()
-    try:
-        holder = store.lock_holder()
-        if holder is not None:
-            store.post_inbox("event", body)
-    finally:
-        store.close()
+    holder = None
+    if not on_temporal(settings):
+        store = Store(settings.db_path).open()
+        try:
+            holder = store.lock_holder()
+            if holder is not None:
+                store.post_inbox("event", body)
+        finally:
+            store.close()
     if holder is not None:
         named = f" {event_id}" if event_id else ""
         stdout.print(
@@ -215,6 +217,11 @@ def list_command(
 ) -> None:
     """List stored events, newest first."""
     settings = settings_for(db)
+    refuse_on_temporal(
+        settings,
+        "events list",
+        "Temporal keeps events in its mailbox workflows; see them with `temporal workflow list`",
+    )
     configure_logging()
     events = (
         asyncio.run(_list(settings, [s.value for s in status or []], limit))
@@ -249,5 +256,8 @@ def list_command(
 
 
 async def _list(settings: Settings, status: list[str], limit: int) -> list[StoredEvent]:
+    from conveyor.backends.local import LocalBackend
+
     async with reader(settings) as backend:
+        assert isinstance(backend, LocalBackend)  # Refused on Temporal before.
         return await backend.list_events(status=status or None, limit=limit)

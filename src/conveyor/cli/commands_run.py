@@ -1,4 +1,8 @@
-"""`conveyor run FILE`: run a pipeline on the embedded engine and watch it live.
+"""`conveyor run FILE`: run a pipeline on the configured backend and watch it live.
+
+On the embedded engine (the default) the run happens in this process; with
+`CONVEYOR_BACKEND=temporal` it is started on the Temporal cluster, where `conveyor worker`
+processes run its steps, and this process follows it (Ctrl-C cancels it there).
 
 `conveyor run FILE --server URL` starts it on a Conveyor server instead, and
 `conveyor run --follow RUN_ID --server URL` watches a run already there; both follow the
@@ -22,6 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from conveyor.cli.app import app
+from conveyor.cli.backends import on_temporal, temporal
 from conveyor.cli.commands_runs import follow_run
 from conveyor.cli.common import (
     DbOption,
@@ -50,6 +55,7 @@ if TYPE_CHECKING:
     # invocation imports all command modules, and most never start an engine.
     from conveyor.actions import ActionRegistry
     from conveyor.backends.local import LocalBackend
+    from conveyor.backends.temporal.backend import TemporalBackend
     from conveyor.pipeline.spec import PipelineSpec
     from conveyor.runs import RunView
 
@@ -120,7 +126,7 @@ def run_command(
     server: ServerOption = None,
     api_key: ApiKeyOption = None,
 ) -> None:
-    """Run a pipeline on the embedded engine (or a server), with a live view of its steps."""
+    """Run a pipeline on the configured backend (or a server), with a live view of its steps."""
     if follow is not None:
         if file is not None or param or timeout is not None or idempotency_key is not None:
             raise typer.BadParameter(
@@ -207,7 +213,7 @@ async def execute(
     idempotency_key: str | None = None,
     registry: ActionRegistry | None = None,
 ) -> RunOutcome:
-    """Load, validate and run a pipeline to its end on an embedded engine, as `conveyor run`.
+    """Load, validate and run a pipeline to its end on the configured backend, as `conveyor run`.
 
     Errors are printed on stderr; the live view (or, with `json_output`, the final run as
     JSON) on stdout. Ctrl-C (SIGINT) or SIGTERM cancels the run.
@@ -215,7 +221,7 @@ async def execute(
     Args:
         source: The pipeline file.
         params: Parameter values, typed or as strings.
-        settings: The engine's settings (its database is `settings.db_path`).
+        settings: The settings: `settings.backend` says where the run happens.
         json_output: Print the final run as JSON instead of showing it live.
         timeout: Cancel the run past this many seconds.
         idempotency_key: Follow the run started before with this key, if any.
@@ -235,6 +241,17 @@ async def execute(
     except PipelineValidationError as exc:
         _print_issues(str(source), exc.issues)
         return RunOutcome(EXIT_FAILED)
+    if on_temporal(settings):
+        async with temporal(settings, registry) as remote:
+            return await _run(
+                remote,
+                spec,
+                str(source),
+                params,
+                json_output=json_output,
+                timeout=timeout,
+                idempotency_key=idempotency_key,
+            )
     backend = LocalBackend(registry, settings)
     try:
         try:
@@ -256,7 +273,7 @@ async def execute(
 
 
 async def _run(
-    backend: LocalBackend,
+    backend: LocalBackend | TemporalBackend,
     spec: PipelineSpec,
     source: str,
     params: Mapping[str, Any],
@@ -275,7 +292,7 @@ async def _run(
         _print_issues(source, report.errors)
         return RunOutcome(EXIT_FAILED)
     if idempotency_key is not None:
-        earlier = backend.store.run_for_key(idempotency_key)
+        earlier = await _run_for_key(backend, idempotency_key)
         if earlier is not None:
             warning(f"idempotency key {idempotency_key!r} was used before: showing run {earlier}")
     try:
@@ -294,7 +311,7 @@ async def _run(
 
     # On stderr in every mode: a script reading --json output can still learn the id early,
     # to cancel the run or send it events from elsewhere.
-    note(f"run {run_id} started ({spec.name}, database {backend.store.path})")
+    note(f"run {run_id} started ({spec.name}, {_place(backend)})")
     interrupted = asyncio.Event()
     restore = _on_signals(interrupted.set)
     watcher = asyncio.ensure_future(
@@ -310,7 +327,14 @@ async def _run(
             watcher.cancel()
         await asyncio.gather(watcher, stopper, return_exceptions=True)
 
-    if watcher.done() and not watcher.cancelled() and watcher.exception() is None:
+    failure = watcher.exception() if watcher.done() and not watcher.cancelled() else None
+    if isinstance(failure, ConveyorError):
+        # The run goes on (on Temporal, with no worker answering, for instance).
+        error(f"cannot follow run {run_id}: {failure}")
+        return RunOutcome(EXIT_FAILED)
+    if failure is not None:
+        raise failure
+    if watcher.done() and not watcher.cancelled():
         view = watcher.result()
         code = EXIT_OK if view.succeeded else EXIT_FAILED
     else:
@@ -328,7 +352,23 @@ async def _run(
     return RunOutcome(code, view)
 
 
-async def _settled(backend: LocalBackend, run_id: str, view: RunView) -> RunView:
+async def _run_for_key(backend: LocalBackend | TemporalBackend, key: str) -> str | None:
+    from conveyor.backends.local import LocalBackend
+
+    if isinstance(backend, LocalBackend):
+        return backend.store.run_for_key(key)
+    return await backend.run_for_key(key)
+
+
+def _place(backend: LocalBackend | TemporalBackend) -> str:
+    from conveyor.backends.local import LocalBackend
+
+    if isinstance(backend, LocalBackend):
+        return f"database {backend.store.path}"
+    return f"on Temporal at {backend.settings.temporal_address}"
+
+
+async def _settled(backend: LocalBackend | TemporalBackend, run_id: str, view: RunView) -> RunView:
     """The run's view once a cancel has been carried out (bounded to one second)."""
     for _ in range(20):
         if view.status.is_terminal:

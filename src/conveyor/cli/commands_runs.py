@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -25,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from conveyor.cli.app import app
+from conveyor.cli.backends import on_temporal, reader, where
 from conveyor.cli.common import (
     DbOption,
     JsonOption,
@@ -43,7 +43,7 @@ from conveyor.errors import RunNotFoundError
 
 if TYPE_CHECKING:
     # Imported when a command runs: see `commands_run`.
-    from conveyor.backends.local import LocalBackend, Store
+    from conveyor.backends.local import Store
     from conveyor.cli.remote import Remote
     from conveyor.runs import RunSummary, RunView
 
@@ -58,19 +58,6 @@ _T = TypeVar("_T")
 
 runs_app = typer.Typer(help="List, inspect and cancel runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
-
-
-@asynccontextmanager
-async def reader(settings: Settings) -> AsyncIterator[LocalBackend]:
-    """The database opened without driving runs, closed on exit."""
-    from conveyor.backends.local import LocalBackend
-
-    backend = LocalBackend(settings=settings, drive=False)
-    await backend.start()
-    try:
-        yield backend
-    finally:
-        await backend.stop()
 
 
 @runs_app.command("list")
@@ -101,19 +88,19 @@ def list_command(
     configure_logging()
     if server is not None:
         _no_db_with_server(db)
-        where = f"on {server}"
+        place = f"on {server}"
         runs = _remote(server, api_key, lambda r: r.list_runs(statuses, pipeline, limit))
     else:
         settings = settings_for(db)
-        where = f"in {settings.db_path}"
+        place = where(settings)
         runs = asyncio.run(_list(settings, statuses, pipeline, limit))
     if json_output:
         print_json([run.model_dump(mode="json") for run in runs])
         return
     if not runs:
-        stdout.print(f"No runs {where}.")
+        stdout.print(f"No runs {place}.")
         return
-    table = Table(title=f"Runs {where}", title_justify="left", box=None, pad_edge=False)
+    table = Table(title=f"Runs {place}", title_justify="left", box=None, pad_edge=False)
     # Ids are what users copy into the next command: never cut them short.
     table.add_column("run", no_wrap=True, min_width=32)
     table.add_column("pipeline", no_wrap=True)
@@ -154,7 +141,7 @@ def _statuses(values: list[str]) -> list[str]:
 async def _list(
     settings: Settings, status: list[str], pipeline: str | None, limit: int
 ) -> list[RunSummary]:
-    if not settings.db_path.exists():
+    if not on_temporal(settings) and not settings.db_path.exists():
         return []
     async with reader(settings) as backend:
         return await backend.list_runs(status=status or None, pipeline=pipeline, limit=limit)
@@ -200,7 +187,7 @@ async def _show(settings: Settings, run_id: str) -> RunView:
         try:
             return await backend.get(run_id)
         except RunNotFoundError:
-            fail(f"no run with id {run_id!r} in {settings.db_path}")
+            fail(f"no run with id {run_id!r} {where(settings)}")
 
 
 def follow_run(
@@ -264,7 +251,7 @@ async def _poll(settings: Settings, run_id: str) -> AsyncIterator[RunView]:
             try:
                 view = await backend.get(run_id)
             except RunNotFoundError:
-                fail(f"no run with id {run_id!r} in {settings.db_path}")
+                fail(f"no run with id {run_id!r} {where(settings)}")
             yield view
             if view.status.is_terminal:
                 return
@@ -320,6 +307,14 @@ def cancel_command(
 async def _cancel(settings: Settings, run_id: str, reason: str) -> int:
     from conveyor.backends.local import Store
 
+    if on_temporal(settings):
+        async with reader(settings) as backend:
+            try:
+                view = await backend.cancel(run_id, reason)
+            except RunNotFoundError:
+                fail(f"no run with id {run_id!r} {where(settings)}")
+        stdout.print(f"Run {run_id} is {view.status.value}.")
+        return 0
     _require_db(settings, run_id)
     # The store alone first: handing the cancel to a running engine needs no actions loaded.
     store = Store(settings.db_path).open()
@@ -327,7 +322,7 @@ async def _cancel(settings: Settings, run_id: str, reason: str) -> int:
         try:
             record = store.run_record(run_id)
         except RunNotFoundError:
-            fail(f"no run with id {run_id!r} in {settings.db_path}")
+            fail(f"no run with id {run_id!r} {where(settings)}")
         if record.status.is_terminal:
             stdout.print(f"Run {run_id} already ended ({record.status.value}); nothing to do.")
             return 0
@@ -362,7 +357,7 @@ async def _await_end(store: Store, run_id: str, holder: int) -> int:
 
 def _require_db(settings: Settings, run_id: str) -> None:
     # Looking a run up must not leave an empty database behind at a mistyped path.
-    if not settings.db_path.exists():
+    if not on_temporal(settings) and not settings.db_path.exists():
         fail(f"no run with id {run_id!r}: there is no database at {settings.db_path}")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import typer
 from rich.text import Text
 
 from conveyor.cli.app import app
+from conveyor.cli.backends import CONNECT_TIMEOUT, connect_reason
 from conveyor.cli.common import configure_logging, settings_for, stderr, warning
 from conveyor.config import Settings
 from conveyor.errors import ConfigurationError
@@ -28,9 +28,6 @@ from conveyor.errors import ConfigurationError
 if TYPE_CHECKING:
     from conveyor.actions import ActionRegistry
     from conveyor.backends.temporal.worker import ActivityCounter, WorkerOptions
-
-CONNECT_TIMEOUT = 15.0
-"""How long to try a cluster before saying it cannot be reached."""
 
 
 @app.command("worker")
@@ -213,7 +210,7 @@ async def _run(
     except TimeoutError:
         _exit_with(f"cannot reach Temporal at {target}: no answer within {CONNECT_TIMEOUT:g}s")
     except Exception as exc:  # noqa: BLE001 - any connect failure is the same message
-        _exit_with(f"cannot connect to Temporal at {target}: {_connect_reason(exc)}")
+        _exit_with(f"cannot connect to Temporal at {target}: {connect_reason(exc)}")
     await _check_namespace(client, settings)
     counter = ActivityCounter()
     workers = build_workers(client, registry, settings, options, counter=counter)
@@ -257,7 +254,7 @@ async def _run(
     try:
         await run_workers(workers, stop)
     except Exception as exc:  # noqa: BLE001 - a worker's fatal error, as one line
-        _exit_with(f"the worker stopped: {_connect_reason(exc)}")
+        _exit_with(f"the worker stopped: {connect_reason(exc)}")
     finally:
         if health is not None:
             await health.stop()
@@ -294,15 +291,6 @@ def _exit_with(message: str) -> NoReturn:
 def _error_line(message: str) -> None:
     # Unwrapped, so the message stays one line (and greppable) in a narrow log or terminal.
     stderr.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
-
-
-def _connect_reason(exc: BaseException) -> str:
-    """The useful part of a connect error (the core's text nests the OS error deep inside)."""
-    text = str(exc)
-    found = re.search(r'message: "([^"]+)"', text)
-    if found:
-        return found.group(1).lower()
-    return _first_line(exc)
 
 
 def _say(label: str, message: str) -> None:

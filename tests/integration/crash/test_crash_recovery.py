@@ -77,6 +77,8 @@ class Engine:
             command += ["--kill-after-commit", str(kill_after_commit)]
         path = [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+        if world.evicting:
+            env["CONVEYOR_FORCE_EVICT"] = "1"
         with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
             self.proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=err)
 
@@ -144,8 +146,10 @@ class Engine:
 class World:
     """One database and one call log, driven by one engine process at a time."""
 
-    def __init__(self, directory: Path, engines: list[Engine]) -> None:
+    def __init__(self, directory: Path, engines: list[Engine], *, evicting: bool = False) -> None:
         directory.mkdir()
+        self.evicting = evicting
+        """Whether its engines read every run back after each commit (`force_evict`)."""
         self.dir = directory
         self.db = directory / "conveyor.db"
         self.log = directory / "calls.log"
@@ -257,11 +261,16 @@ def poll(check: Callable[[], T | None], timeout: float, what: str) -> T:
 Worlds = Callable[[str], World]
 
 
-@pytest.fixture
-def worlds(tmp_path: Path) -> Iterator[Worlds]:
-    """Make worlds in `tmp_path`; every engine process left is killed at the end."""
+@pytest.fixture(params=["normal", "evicting"])
+def worlds(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Worlds]:
+    """Make worlds in `tmp_path`; every engine process left is killed at the end.
+
+    Each test runs twice: with engines as they run in production, and with engines that read
+    every run back after each commit (`force_evict`), so a change never committed shows.
+    """
     engines: list[Engine] = []
-    yield lambda name: World(tmp_path / name, engines)
+    evicting = request.param == "evicting"
+    yield lambda name: World(tmp_path / name, engines, evicting=evicting)
     for engine in engines:
         engine.stop()
 
