@@ -7,7 +7,7 @@ ONLY   ?=
 PORT   ?= 8080
 RUN_DB ?= .conveyor/conveyor.db
 
-.PHONY: run demo test check lint format bench fuzz clean
+.PHONY: run demo test check lint format bench fuzz fuzz-api fuzz-diff clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,11 +51,20 @@ BENCH_ARGS ?=
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench --peers $(if $(ONLY),--only $(ONLY),) $(BENCH_ARGS)
 
-# Schemathesis against the HTTP service on loopback, with a larger budget than `make test`
-# gives it (CONVEYOR_FUZZ_EXAMPLES examples per operation and mode).
-fuzz: $(VENV)/.installed-dev
+# Both fuzzers, with larger budgets than `make test` gives them.
+fuzz: fuzz-api fuzz-diff
+
+# Schemathesis against the HTTP service on loopback (CONVEYOR_FUZZ_EXAMPLES examples per
+# operation and mode).
+fuzz-api: $(VENV)/.installed-dev
 	CONVEYOR_FUZZ_EXAMPLES=$${CONVEYOR_FUZZ_EXAMPLES:-500} $(BIN)/python -m pytest \
 		tests/api/test_schemathesis.py --timeout 3600 -q
+
+# Random pipelines run on every backend and compared step by step: CONVEYOR_DIFF_SEEDS seeds
+# from CONVEYOR_DIFF_FIRST_SEED (`make test` runs a fixed few).
+fuzz-diff: $(VENV)/.installed-dev
+	CONVEYOR_DIFF_SEEDS=$${CONVEYOR_DIFF_SEEDS:-200} $(BIN)/python -m pytest \
+		tests/temporal/test_differential.py --timeout 600 -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -5,7 +5,7 @@ sends them, with an admin key, to the app under uvicorn on 127.0.0.1. Every answ
 documented (status, content type, body schema) and none may be a server error.
 
 The budget is small here (`CONVEYOR_FUZZ_EXAMPLES`, default 10 per operation and mode) so the
-suite stays fast; `make fuzz` runs the same test with a larger one.
+suite stays fast; `make fuzz-api` runs the same test with a larger one.
 """
 
 from __future__ import annotations

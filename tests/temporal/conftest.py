@@ -121,7 +121,7 @@ async def local_client(tmp_path: Path) -> AsyncIterator[Client]:
 async def evicting_client(tmp_path: Path) -> AsyncIterator[Client]:
     """A client over the embedded backend that reads every run back after each commit."""
     settings = Settings(
-        db_path=tmp_path / "conveyor.db", queues={"default": 64, "gpu": 1}, force_evict=True
+        db_path=tmp_path / "evicting.db", queues={"default": 64, "gpu": 1}, force_evict=True
     )
     async with Client(LocalBackend(actions.registry(), settings)) as client:
         yield client

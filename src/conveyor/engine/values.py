@@ -86,8 +86,22 @@ def _stored(value: Any, path: str) -> Any:
     if isinstance(value, Iterator) or (
         isinstance(value, Iterable) and not isinstance(value, bytes | bytearray)
     ):
-        return [_stored(item, f"{path}[{i}]") for i, item in enumerate(_bounded(value, path))]
+        return _read(value, path)
     raise UnstorableValueError(f"{_at(path)}a {kind.__name__} is not a value a run can store")
+
+
+def _read(value: Iterable[Any], path: str) -> list[Any]:
+    """An iterator's items, stored. A template's lazy result (`| unique`, `| map`) is
+    computed only now, so a failure in it is raised here, as this value's error."""
+    try:
+        return [_stored(item, f"{path}[{i}]") for i, item in enumerate(_bounded(value, path))]
+    except UnstorableValueError:
+        raise
+    except Exception as exc:  # Whatever the template does, it fails the value.
+        raise UnstorableValueError(
+            f"{_at(path)}the template failed while its result was read: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _bounded(value: Iterable[Any], path: str) -> Iterator[Any]:
