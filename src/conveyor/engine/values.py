@@ -99,8 +99,7 @@ def _read(value: Iterable[Any], path: str) -> list[Any]:
         raise
     except Exception as exc:  # Whatever the template does, it fails the value.
         raise UnstorableValueError(
-            f"{_at(path)}the template failed while its result was read: "
-            f"{type(exc).__name__}: {exc}"
+            f"{_at(path)}the template failed while its result was read: {type(exc).__name__}: {exc}"
         ) from exc
 
 
