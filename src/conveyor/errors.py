@@ -13,7 +13,8 @@
     │   ├── PipelineLoadError       a file that cannot be read or parsed
     │   ├── PipelineValidationError a pipeline with problems (each with its path)
     │   └── TemplateError           a template that cannot be compiled or rendered
-    │       └── SandboxViolationError  a template that reached for something unsafe
+    │       ├── SandboxViolationError  a template that reached for something unsafe
+    │       └── TemplateLimitError     a template that passed a limit (time, size, arithmetic)
     └── RunError
         ├── RunNotFoundError        an unknown run id
         ├── RunStateError           a request the run's status does not allow (retry a running run)
@@ -160,6 +161,14 @@ class TemplateError(PipelineError):
 
 class SandboxViolationError(TemplateError):
     """A template reached for an attribute or call the sandbox refuses."""
+
+
+class TemplateLimitError(TemplateError):
+    """A template evaluation passed one of its limits; `limit` names the setting."""
+
+    def __init__(self, message: str, *, limit: str, template: str | None = None) -> None:
+        self.limit = limit
+        super().__init__(message, template=template)
 
 
 class RunError(ConveyorError):
