@@ -25,6 +25,7 @@ from conveyor.api.sse import StreamGate
 from conveyor.backends.local import LocalBackend
 from conveyor.backends.local.store import Store
 from conveyor.config import Settings
+from conveyor.pipeline.template_limits import configure_template_limits
 
 if TYPE_CHECKING:
     from conveyor.backends.temporal.backend import TemporalBackend
@@ -124,6 +125,7 @@ class Service:
         settings = settings or Settings()
         if db_path is not None:
             settings = settings.model_copy(update={"db_path": Path(db_path)})
+        configure_template_limits(settings.template_limits())
         if backend is None:
             backend = _backend_of(registry, settings)
         token = settings.events_token

@@ -48,6 +48,7 @@ __all__ = [
     "configure_template_limits",
     "evaluation",
     "template_limits",
+    "untimed",
 ]
 
 
@@ -107,7 +108,8 @@ class _Budget:
 
     def __init__(self, limits: TemplateLimits) -> None:
         self.limits = limits
-        self.deadline = time.monotonic() + limits.timeout_seconds
+        timed = not getattr(_local, "untimed", False)
+        self.deadline = time.monotonic() + limits.timeout_seconds if timed else float("inf")
         self.iterations = limits.max_loop_iterations
         self.depth = 0
 
@@ -136,6 +138,21 @@ def evaluation() -> Iterator[None]:
         yield
     finally:
         _local.budget = None
+
+
+@contextmanager
+def untimed() -> Iterator[None]:
+    """Evaluations in this block have no deadline; every other limit holds.
+
+    For code that must decide the same way each time it runs: a Temporal workflow replays its
+    transitions, and a wall-clock bound could fail on the replay what passed the first time.
+    """
+    before = getattr(_local, "untimed", False)
+    _local.untimed = True
+    try:
+        yield
+    finally:
+        _local.untimed = before
 
 
 def _tick(budget: _Budget) -> None:

@@ -58,6 +58,7 @@ from conveyor.errors import RunNotFoundError, RunStateError
 from conveyor.events import Event, EventReceipt, RouteStatus, event_from_body
 from conveyor.ids import new_id
 from conveyor.pipeline.spec import PipelineSpec
+from conveyor.pipeline.template_limits import configure_template_limits
 from conveyor.runs import RunEvent, RunSummary, RunView, as_datetime
 
 log = structlog.get_logger("conveyor.engine")
@@ -100,7 +101,7 @@ class LocalBackend:
         db_path: str | Path | None = None,
         services: ServiceInvoker | None = None,
         publisher: Publisher | None = None,
-        synchronous: Synchronous = "NORMAL",
+        synchronous: Synchronous | None = None,
         clock: Callable[[], float] = time.time,
         store: Store | None = None,
         drive: bool = True,
@@ -113,7 +114,8 @@ class LocalBackend:
             db_path: The SQLite file; `settings.db_path` when None.
             services: The service invoker actions use; from settings when None.
             publisher: The publisher actions use; from settings when None.
-            synchronous: SQLite's `synchronous` pragma (FULL survives power loss too).
+            synchronous: SQLite's `synchronous` pragma (FULL survives power loss too);
+                `settings.sqlite_synchronous` when None.
             clock: Wall-clock time source (tests may pass their own).
             store: A store to use instead of opening `db_path`.
             drive: False opens the database without driving runs (no resume, no timers, no
@@ -123,7 +125,11 @@ class LocalBackend:
         self.drive = drive
         self.settings = settings or Settings()
         self.registry = registry if registry is not None else ActionRegistry.default()
-        self.store = store or Store(db_path or self.settings.db_path, synchronous=synchronous)
+        self.store = store or Store(
+            db_path or self.settings.db_path,
+            synchronous=synchronous or self.settings.sqlite_synchronous,
+        )
+        configure_template_limits(self.settings.template_limits())
         self._clock = clock
         self._runner = Runner(
             self.registry,
@@ -339,7 +345,9 @@ class LocalBackend:
             if pipeline is None:
                 pipeline = PipelineSpec.model_validate(self.store.pipeline_document(digest))
             metas = {step.action: self.registry.get(step.action).meta for step in pipeline.steps}
-            plan = Plan.compile(pipeline, metas)
+            plan = Plan.compile(
+                pipeline, metas, max_for_each_items=self.settings.max_for_each_items
+            )
             if len(self._plans) > 512:
                 self._plans.pop(next(iter(self._plans)))
             self._plans[digest] = plan
