@@ -126,9 +126,13 @@ def analyse_template(text: str) -> TemplateAnalysis:
         line, column = _locate_syntax_error(text, exc)
         problem = TemplateProblem(f"template syntax error: {exc.message}", line, column)
         return TemplateAnalysis(text, [problem])
-    walker = _Walker(_free_names(tree) | {"self"}, multiline="\n" in text.strip())
+    # Text and `{{ ... }}` only (nearly every template): nothing in it can define a name or
+    # fail to compile once parsed, so Jinja2's two passes of code generation are skipped.
+    plain = all(isinstance(node, nodes.Output) for node in tree.body)
+    free = _expression_names(tree) if plain else _free_names(tree)
+    walker = _Walker(free | {"self"}, multiline="\n" in text.strip())
     walker.visit(tree)
-    if not walker.problems:
+    if not walker.problems and not plain:
         # Whatever else Jinja2 refuses when it compiles (a block defined twice, ...).
         try:
             ENV.compile(tree)
@@ -303,6 +307,11 @@ class _Walker:
 
     def _problem(self, node: nodes.Node, message: str) -> None:
         self.problems.append(TemplateProblem(message, node.lineno if self.multiline else None))
+
+
+def _expression_names(tree: nodes.Template) -> set[str]:
+    """The names a template of expressions only reads, Jinja2's globals excepted."""
+    return {n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"} - set(ENV.globals)
 
 
 def _free_names(tree: nodes.Template) -> set[str]:
