@@ -85,7 +85,9 @@ def _refusal(body: bytes) -> tuple[int, ErrorDetail] | None:
         )
     except json.JSONDecodeError as exc:
         if exc.msg.endswith("is not a JSON number"):
-            return 400, ErrorDetail(type="invalid_json", message=f"the body is not valid JSON: {exc.msg}")
+            return 400, ErrorDetail(
+                type="invalid_json", message=f"the body is not valid JSON: {exc.msg}"
+            )
         return None  # Malformed JSON: the route answers it as it always has.
     except ValueError:
         return None

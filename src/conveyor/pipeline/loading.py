@@ -77,8 +77,7 @@ def load_pipeline(source: PipelineSource) -> PipelineSpec:
     if not isinstance(source, str | os.PathLike):
         raise PipelineLoadError(
             f"<{type(source).__name__}>",
-            "a pipeline is a path, YAML or JSON text, or a mapping; "
-            f"got {type(source).__name__}",
+            f"a pipeline is a path, YAML or JSON text, or a mapping; got {type(source).__name__}",
         )
     if isinstance(source, os.PathLike) or _looks_like_path(source):
         path = Path(source)
@@ -215,9 +214,9 @@ class _StrictLoader(yaml.SafeLoader):
             if self._depth > MAX_DEPTH:
                 raise yaml.composer.ComposerError(
                     None, None, f"nested more than {MAX_DEPTH} levels deep",
-                    self.peek_event().start_mark,
+                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
                 )  # fmt: skip
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
@@ -229,7 +228,7 @@ def _construct_int(loader: _StrictLoader, node: yaml.ScalarNode) -> int:
             None, None, f"an integer of {digits:,} digits; at most {_MAX_INT_DIGITS:,}",
             node.start_mark,
         )  # fmt: skip
-    return loader.construct_yaml_int(node)  # type: ignore[no-any-return]
+    return loader.construct_yaml_int(node)
 
 
 _MAX_INT_DIGITS = 4300

@@ -25,6 +25,8 @@ from jinja2 import meta, nodes, sandbox
 from jinja2.lexer import Token, TokenStream
 from jinja2.parser import Parser
 
+from conveyor.errors import TemplateLimitError
+from conveyor.pipeline.template_limits import check_nesting
 from conveyor.pipeline.templating import ENV, is_template
 
 # The methods jinja2's immutable sandbox refuses to call on lists, dicts, sets and deques.
@@ -121,7 +123,12 @@ class TemplateAnalysis:
 def analyse_template(text: str) -> TemplateAnalysis:
     """Parse `text` and find its references and problems, without rendering it."""
     try:
+        check_nesting(text)  # Before parsing: the parser recurses once per level.
         tree = ENV.parse(text)
+    except TemplateLimitError as exc:
+        return TemplateAnalysis(text, [TemplateProblem(str(exc))])
+    except RecursionError:
+        return TemplateAnalysis(text, [TemplateProblem("the template nests too deeply")])
     except jinja2.TemplateSyntaxError as exc:
         line, column = _locate_syntax_error(text, exc)
         problem = TemplateProblem(f"template syntax error: {exc.message}", line, column)

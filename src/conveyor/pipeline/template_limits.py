@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import wraps
@@ -248,8 +248,8 @@ def _check_growth(name: str, value: Any, args: tuple[Any, ...], kwargs: Mapping[
         old, new = str(args[0]), str(args[1])
         count = value.count(old) if old else len(value) + 1
         _check_length(len(value) + count * max(len(new) - len(old), 0), "the result of replace")
-    elif name == "join" and isinstance(value, str) and args and isinstance(args[0], Sized):
-        items = list(args[0]) if not isinstance(args[0], list | tuple) else args[0]
+    elif name == "join" and isinstance(value, str) and args and isinstance(args[0], Iterable):
+        items = args[0] if isinstance(args[0], list | tuple) else list(args[0])
         joined = len(value) * max(len(items) - 1, 0) + sum(_length(str(i)) for i in items)
         _check_length(joined, "the joined text")
 
@@ -278,7 +278,7 @@ def _guard_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]
             items = list(value) if not isinstance(value, list | tuple) else value
             separator = rest[0] if rest else kwargs.get("d", "")
             _check_growth("join", str(separator), (items,), {})
-            args = (*args[: offset], items, *rest)
+            args = (*args[:offset], items, *rest)
         else:
             _check_growth(name, value, rest, kwargs)
         result = function(*args, **kwargs)
@@ -411,7 +411,7 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         return super()._generate(source, name, filename, defer_init=defer_init)
 
     @staticmethod
-    def concat(parts: Iterable[str]) -> str:  # type: ignore[override]
+    def concat(parts: Iterable[str]) -> str:
         """The rendered text, refused once it passes `max_output_chars`."""
         budget = _budget()
         out: list[str] = []

@@ -31,7 +31,7 @@ Renderer = Callable[[Mapping[str, Any]], Any]
 
 
 class _DataSandbox(LimitedSandbox):
-    """The immutable sandbox (every evaluation bounded), with `a.b` reading a mapping's key before its attributes.
+    """The bounded sandbox, with `a.b` reading a mapping's key before its attributes.
 
     Pipelines address data (`steps.list.outputs.items`), so a key named like a dict method
     (`items`, `keys`, `values`) must give the data, not the bound method.

@@ -11,6 +11,7 @@ listing (up to `conveyor.api.engine.COUNT_CAP`).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -93,7 +94,8 @@ async def start_run(
     scoped = scoped_key(principal.owner, key) if key else None
     if scoped is not None and await service.engine.run_for_key(scoped) is not None:
         response.status_code = 200
-    spec, kind, origin = resolve_start(service, principal, body)
+    # In a thread: an inline pipeline is parsed and checked there, and may be large.
+    spec, kind, origin = await asyncio.to_thread(resolve_start, service, principal, body)
     await publishing.check_start(service, body.callback_topics, body.webhooks)
     run_id = await service.engine.start_run(
         spec,

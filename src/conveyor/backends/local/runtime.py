@@ -233,9 +233,7 @@ class LocalBackend:
             PipelineValidationError: the pipeline has errors (every one listed).
             ParamValidationError: the params do not fit the pipeline's parameters.
         """
-        from conveyor.errors import PipelineValidationError
         from conveyor.pipeline.params import resolve_pipeline_params
-        from conveyor.pipeline.validation import validate_pipeline
 
         self._require_started()
         if idempotency_key is not None:
@@ -246,13 +244,14 @@ class LocalBackend:
         digest = hashlib.sha256(
             json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
         ).hexdigest()
-        if digest not in self._plans:
-            # Validated once per pipeline version; its plan is kept, so later runs skip this.
-            report = validate_pipeline(pipeline, self.registry)
-            if report.errors:
-                raise PipelineValidationError(report.errors)
+        plan = self._plans.get(digest)
+        if plan is None:
+            # Validated and compiled once per pipeline version, and kept, so later runs skip
+            # this. In a thread: a pipeline of thousands of steps takes seconds, and the
+            # engine's other runs go on meanwhile.
+            plan = await asyncio.to_thread(self._checked_plan, pipeline)
+            self._keep_plan(digest, plan)
         resolved = resolve_pipeline_params(pipeline, params or {})
-        plan = self._plan(digest, pipeline)
         now = self._clock()
         state = RunState(
             run_id=new_id(),
@@ -339,18 +338,31 @@ class LocalBackend:
         self._settle(state.run_id)
         return state.run_id
 
+    def _checked_plan(self, pipeline: PipelineSpec) -> Plan:
+        from conveyor.errors import PipelineValidationError
+        from conveyor.pipeline.validation import validate_pipeline
+
+        report = validate_pipeline(pipeline, self.registry)
+        if report.errors:
+            raise PipelineValidationError(report.errors)
+        return self._compile(pipeline)
+
+    def _compile(self, pipeline: PipelineSpec) -> Plan:
+        metas = {step.action: self.registry.get(step.action).meta for step in pipeline.steps}
+        return Plan.compile(pipeline, metas, max_for_each_items=self.settings.max_for_each_items)
+
+    def _keep_plan(self, digest: str, plan: Plan) -> None:
+        if len(self._plans) > 512:
+            self._plans.pop(next(iter(self._plans)))
+        self._plans[digest] = plan
+
     def _plan(self, digest: str, pipeline: PipelineSpec | None = None) -> Plan:
         plan = self._plans.get(digest)
         if plan is None:
             if pipeline is None:
                 pipeline = PipelineSpec.model_validate(self.store.pipeline_document(digest))
-            metas = {step.action: self.registry.get(step.action).meta for step in pipeline.steps}
-            plan = Plan.compile(
-                pipeline, metas, max_for_each_items=self.settings.max_for_each_items
-            )
-            if len(self._plans) > 512:
-                self._plans.pop(next(iter(self._plans)))
-            self._plans[digest] = plan
+            plan = self._compile(pipeline)
+            self._keep_plan(digest, plan)
         return plan
 
     # ------------------------------------------------------------ reading runs
