@@ -20,6 +20,7 @@
         ├── RunStateError           a request the run's status does not allow (retry a running run)
         ├── EventError              an event that cannot be accepted
         └── EngineBusyError         the database is held by another engine process
+            └── DatabaseBusyError   another process holds the database's write lock right now
 
 Leaf classes carry the structured fields callers need (`run_id`, `field`, ...), and third-party
 errors are wrapped with ``raise ... from`` so the cause stays visible.
@@ -197,3 +198,7 @@ class EventError(RunError):
 
 class EngineBusyError(RunError):
     """Another live engine process holds the database."""
+
+
+class DatabaseBusyError(EngineBusyError):
+    """Another process holds the database's write lock; nothing was written, try again."""

@@ -169,7 +169,9 @@ def answer_to(exc: Exception) -> JSONResponse | None:
         return error_response(exc.status_code, exc.type, exc.message, exc.fields, exc.headers)
     if isinstance(exc, ConveyorError):
         status, type_, fields = _conveyor_error(exc)
-        return error_response(status, type_, str(exc), fields)
+        # Busy is a moment's state (another process writing): say when to come back.
+        headers = {"Retry-After": "1"} if status == 503 else None
+        return error_response(status, type_, str(exc), fields, headers)
     return None
 
 

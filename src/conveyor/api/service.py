@@ -23,6 +23,7 @@ from conveyor.api.keys import hash_secret
 from conveyor.api.metrics import Metrics
 from conveyor.api.sse import StreamGate
 from conveyor.backends.local import LocalBackend
+from conveyor.backends.local.runtime import LOOP_BUSY_TIMEOUT
 from conveyor.backends.local.store import Store
 from conveyor.config import Settings
 from conveyor.pipeline.template_limits import configure_template_limits
@@ -134,7 +135,10 @@ class Service:
             events_token_hash=hash_secret(token.get_secret_value()) if token else None,
         )
         local = backend if isinstance(backend, LocalBackend) else None
-        store = Store(local.store.path if local is not None else backend.settings.db_path)
+        store = Store(
+            local.store.path if local is not None else backend.settings.db_path,
+            busy_timeout=LOOP_BUSY_TIMEOUT,
+        )
         service = cls(
             backend=backend,
             settings=backend.settings,

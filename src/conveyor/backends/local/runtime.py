@@ -54,7 +54,7 @@ from conveyor.engine import (
     Watch,
     transition,
 )
-from conveyor.errors import RunNotFoundError, RunStateError
+from conveyor.errors import DatabaseBusyError, RunNotFoundError, RunStateError
 from conveyor.events import Event, EventReceipt, RouteStatus, event_from_body
 from conveyor.ids import new_id
 from conveyor.pipeline.spec import PipelineSpec
@@ -67,6 +67,10 @@ _MAINTENANCE_SECONDS = 0.1
 _EXPIRY_SECONDS = 30.0
 _CHECKPOINT_SECONDS = 1.0
 _CHECKPOINT_COMMITS = 500
+_BUSY_RETRY_SECONDS = 0.2
+
+LOOP_BUSY_TIMEOUT = 0.1
+"""How long a write on an event loop waits for another process's write lock (seconds)."""
 
 
 EntryListener = Callable[[str, float, list[TimelineEntry]], None]
@@ -128,6 +132,10 @@ class LocalBackend:
         self.store = store or Store(
             db_path or self.settings.db_path,
             synchronous=synchronous or self.settings.sqlite_synchronous,
+            # The engine writes on its event loop: a lock another process holds is waited
+            # for briefly, then the write is tried again later (or the caller told 503),
+            # never waited out on the loop. A tool that only records keeps the long wait.
+            busy_timeout=LOOP_BUSY_TIMEOUT if drive else 10.0,
         )
         configure_template_limits(self.settings.template_limits())
         self._clock = clock
@@ -144,6 +152,7 @@ class LocalBackend:
         self._plans: dict[str, Plan] = {}
         self._inbox: dict[str, list[tuple[Input, Delivery | None]]] = {}
         self._flush_scheduled = False
+        self._busy_retry = False
         self._accepting: list[_Accepting] = []
         self._waiters: dict[str, list[asyncio.Future[RunView]]] = {}
         self._listeners: list[Callable[[str], None]] = []
@@ -644,12 +653,25 @@ class LocalBackend:
         batch, self._inbox = self._inbox, {}
         try:
             self._apply(batch)
+        except DatabaseBusyError:
+            # Another process holds the write lock: nothing was applied. The inputs go back
+            # in front of any that arrived since, and are tried again shortly.
+            for run_id, inputs in self._inbox.items():
+                batch.setdefault(run_id, []).extend(inputs)
+            self._inbox = batch
+            if not self._busy_retry:
+                self._busy_retry = True
+                asyncio.get_running_loop().call_later(_BUSY_RETRY_SECONDS, self._retry_flush)
         except RunNotFoundError:
             pass  # An input for a run that no longer exists; nothing to apply.
         except Exception as exc:  # The engine must go on.
             for run_id in batch:  # A batch of one run: fail that run.
                 log.exception("transition_failed", run_id=run_id)
                 self._fail_internally(run_id, exc)
+
+    def _retry_flush(self) -> None:
+        self._busy_retry = False
+        self._schedule_flush()
 
     def _fail_internally(self, run_id: str, exc: BaseException) -> None:
         """A transition raised (a defect, not a step failure): end the run FAILED, visibly.
@@ -915,6 +937,8 @@ class LocalBackend:
                     eventlog.expire(self.store, now)
                 if now - self._last_checkpoint > _CHECKPOINT_SECONDS:
                     self._checkpoint()
+            except DatabaseBusyError:
+                pass  # Another process writes; the next pass does this.
             except Exception:
                 log.exception("maintenance_failed")
             await asyncio.sleep(_MAINTENANCE_SECONDS)
