@@ -688,6 +688,7 @@ class LocalBackend:
                 state.error = f"internal error: {type(exc).__name__}: {exc}"
                 state.finished_at = self._clock()
                 state.run_dirty = True
+                _close_open_steps(state, state.error, state.finished_at)
                 self.store.save_state(state)
         except Exception:
             log.exception("internal_failure_not_recorded", run_id=run_id)
@@ -999,6 +1000,25 @@ class _OutputsView(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return sum(1 for step in self._steps.values() if step.outputs is not None)
+
+
+def _close_open_steps(state: RunState, reason: str, now: float) -> None:
+    """Close every step a failed run left open, so none is shown pending or waiting.
+
+    A unit that had started is FAILED; one that never ran is SKIPPED.
+    """
+    for step in state.steps.values():
+        if step.status.is_terminal:
+            continue
+        for unit in [step, *(step.items or [])]:
+            if unit.status.is_terminal:
+                continue
+            unit.status = StepStatus.FAILED if unit.attempt else StepStatus.SKIPPED
+            unit.finished_at = now
+            state.touch(unit)
+        step.status = StepStatus.FAILED if step.attempt or step.items else StepStatus.SKIPPED
+        step.reason = reason
+        state.touch(step)
 
 
 def _copy_step(step: StepState) -> StepState:
