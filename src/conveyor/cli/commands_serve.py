@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from conveyor.api.service import Hook
     from conveyor.config import Settings
 
+
 class Durability(StrEnum):
     """SQLite's `synchronous` settings the embedded engine offers."""
 
