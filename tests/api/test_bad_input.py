@@ -170,3 +170,21 @@ async def test_a_body_under_the_limit_passes(http: httpx.AsyncClient) -> None:
 
     response = await http.post("/pipelines", content=chunks(), headers=JSON)
     assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize("fast_events", [True, False])
+async def test_an_event_with_a_lone_surrogate_is_a_422_on_both_paths(
+    service: Any, admin_token: str, fast_events: bool
+) -> None:
+    from conveyor.api import create_app
+    from tests.api.live import client_for, serve
+
+    body = '{"workflow_id": "w-1", "note": "\\udc80"}'
+    async with serve(create_app(service, fast_events=fast_events)) as url:
+        async with client_for(url, admin_token) as client:
+            response = await client.post("/events", content=body, headers=JSON)
+            error = _error(response, 422, "invalid_event")
+            assert error["fields"] == [
+                {"path": "note", "message": "is not valid Unicode text (a lone surrogate)"}
+            ]
+            assert (await client.get("/events")).json()["total"] == 0
