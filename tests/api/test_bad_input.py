@@ -180,11 +180,11 @@ async def test_an_event_with_a_lone_surrogate_is_a_422_on_both_paths(
     from tests.api.live import client_for, serve
 
     body = '{"workflow_id": "w-1", "note": "\\udc80"}'
-    async with serve(create_app(service, fast_events=fast_events)) as url:
-        async with client_for(url, admin_token) as client:
-            response = await client.post("/events", content=body, headers=JSON)
-            error = _error(response, 422, "invalid_event")
-            assert error["fields"] == [
-                {"path": "note", "message": "is not valid Unicode text (a lone surrogate)"}
-            ]
-            assert (await client.get("/events")).json()["total"] == 0
+    app = create_app(service, fast_events=fast_events)
+    async with serve(app) as url, client_for(url, admin_token) as client:
+        response = await client.post("/events", content=body, headers=JSON)
+        error = _error(response, 422, "invalid_event")
+        assert error["fields"] == [
+            {"path": "note", "message": "is not valid Unicode text (a lone surrogate)"}
+        ]
+        assert (await client.get("/events")).json()["total"] == 0
