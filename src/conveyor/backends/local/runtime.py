@@ -68,6 +68,7 @@ _EXPIRY_SECONDS = 30.0
 _CHECKPOINT_SECONDS = 1.0
 _CHECKPOINT_COMMITS = 500
 _BUSY_RETRY_SECONDS = 0.2
+_INLINE_PLAN_STEPS = 50
 
 LOOP_BUSY_TIMEOUT = 0.1
 """How long a write on an event loop waits for another process's write lock (seconds)."""
@@ -256,9 +257,12 @@ class LocalBackend:
         plan = self._plans.get(digest)
         if plan is None:
             # Validated and compiled once per pipeline version, and kept, so later runs skip
-            # this. In a thread: a pipeline of thousands of steps takes seconds, and the
-            # engine's other runs go on meanwhile.
-            plan = await asyncio.to_thread(self._checked_plan, pipeline)
+            # this. A large pipeline in a thread: thousands of steps take seconds, and the
+            # engine's other runs go on meanwhile; a small one here, in less than the hop.
+            if len(pipeline.steps) > _INLINE_PLAN_STEPS:
+                plan = await asyncio.to_thread(self._checked_plan, pipeline)
+            else:
+                plan = self._checked_plan(pipeline)
             self._keep_plan(digest, plan)
         resolved = resolve_pipeline_params(pipeline, params or {})
         now = self._clock()
