@@ -188,3 +188,26 @@ async def test_an_event_with_a_lone_surrogate_is_a_422_on_both_paths(
             {"path": "note", "message": "is not valid Unicode text (a lone surrogate)"}
         ]
         assert (await client.get("/events")).json()["total"] == 0
+
+
+def test_a_defect_is_logged_without_locals_and_cut_short() -> None:
+    from structlog.testing import capture_logs
+
+    from conveyor.api.errors import _log_defect
+
+    def deep(depth: int, secret: str = "hunter2") -> None:
+        if depth:
+            deep(depth - 1, secret)
+        raise RuntimeError("boom")
+
+    try:
+        deep(200)
+    except RuntimeError as exc:
+        error = exc
+    with capture_logs() as logs:
+        _log_defect("/runs", error)
+    (entry,) = logs
+    trace = entry["exception"]
+    assert "RuntimeError: boom" in trace
+    assert "hunter2" not in trace
+    assert trace.count(", in deep") <= 30
