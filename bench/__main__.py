@@ -22,17 +22,29 @@ from bench.compare import SYSTEMS
 from bench.event_resume import WORKLOAD as EVENT_RESUME
 from bench.harness import Options, Workload
 from bench.http_events import WORKLOAD as HTTP_EVENTS
+from bench.http_events import WORKLOAD_FULL as HTTP_EVENTS_FULL
 from bench.par1000 import PAR100
 from bench.par1000 import WORKLOAD as PAR1000
 from bench.peer_envs import CACHE
 from bench.report import Report, Row, print_table, write
 from bench.seq100 import WORKLOAD as SEQ100
+from bench.seq100 import WORKLOAD_FULL as SEQ100_FULL
 from bench.systems import run_systems
 from bench.waiting import WAITING_10K, WAITING_100K
 
 WORKLOADS: dict[str, Workload] = {
     w.name: w
-    for w in (SEQ100, PAR100, PAR1000, EVENT_RESUME, HTTP_EVENTS, WAITING_10K, WAITING_100K)
+    for w in (
+        SEQ100,
+        SEQ100_FULL,
+        PAR100,
+        PAR1000,
+        EVENT_RESUME,
+        HTTP_EVENTS,
+        HTTP_EVENTS_FULL,
+        WAITING_10K,
+        WAITING_100K,
+    )
 }
 """Every workload by name; a new module adds its `Workload` here (peers skip unknown ones)."""
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -14,6 +14,7 @@ from typing import Any
 
 from bench.actions import registry
 from conveyor.backends.local import LocalBackend
+from conveyor.backends.local.store import Synchronous
 from conveyor.config import Settings
 from conveyor.pipeline.spec import PipelineSpec
 
@@ -69,11 +70,14 @@ def pipeline(document: dict[str, Any]) -> PipelineSpec:
 
 
 @asynccontextmanager
-async def engine(**settings: Any) -> AsyncIterator[LocalBackend]:
-    """A started embedded backend on a fresh SQLite file (synchronous=NORMAL, WAL)."""
+async def engine(
+    synchronous: Synchronous = "NORMAL", **settings: Any
+) -> AsyncIterator[LocalBackend]:
+    """A started embedded backend on a fresh SQLite file (WAL; synchronous=NORMAL unless
+    given)."""
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as tmp:
         config = Settings(db_path=Path(tmp) / "bench.db", **settings)
-        async with LocalBackend(registry(), config, synchronous="NORMAL") as backend:
+        async with LocalBackend(registry(), config, synchronous=synchronous) as backend:
             yield backend
 
 

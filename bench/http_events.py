@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -81,9 +82,10 @@ def _free_port() -> int:
         return port
 
 
-def _serve(db: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def _serve(db: Path, port: int, log: Path, synchronous: str) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-c", "from conveyor.cli import main; main()"]
     args = ["serve", "--no-access-log", "--port", str(port), "--db", str(db)]
+    args += ["--sqlite-synchronous", synchronous]
     env = {**os.environ, "CONVEYOR_EVENTS_TOKEN": _TOKEN}
     with log.open("wb") as sink:
         return subprocess.Popen([*command, *args], stdout=sink, stderr=subprocess.STDOUT, env=env)
@@ -197,7 +199,7 @@ async def _throughput(port: int, db: Path, first: int, count: int, batch: int = 
         await asyncio.sleep(0.1)
 
 
-def measure(options: Options) -> dict[str, float]:
+def measure(options: Options, synchronous: str = "NORMAL") -> dict[str, float]:
     """One repeat, with the load generator in a fresh process of its own (`_child`).
 
     Not in the bench's process: on two cores the load generator shares a core with whatever
@@ -212,17 +214,19 @@ def measure(options: Options) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-http-") as tmp:
         result = Path(tmp) / "result.json"
         command = [sys.executable, "-m", "bench.http_events", str(events), str(result)]
+        command.append(synchronous)
         subprocess.run(command, cwd=root, env=env, check=True, timeout=options.timeout)
         figures: dict[str, float] = json.loads(result.read_text())
     options.notes.append(
         f"http_events: {LATENCY_EVENTS} events one at a time, then {events:,} events over "
-        f"{CONCURRENCY} connections; `conveyor serve --no-access-log` in its own process, "
-        "every POST with the events token, the load generator in another"
+        f"{CONCURRENCY} connections; `conveyor serve --no-access-log --sqlite-synchronous "
+        f"{synchronous}` in its own process, every POST with the events token, the load "
+        "generator in another"
     )
     return figures
 
 
-def _child(events: int) -> dict[str, float]:
+def _child(events: int, synchronous: str) -> dict[str, float]:
     """One repeat: a fresh database, a fresh `conveyor serve`, both phases."""
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-http-") as tmp:
         db = Path(tmp) / "bench.db"
@@ -230,7 +234,7 @@ def _child(events: int) -> dict[str, float]:
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         log = Path(tmp) / "serve.log"
-        process = _serve(db, port, log)
+        process = _serve(db, port, log, synchronous)
         try:
             _wait_up(url, process, log)
             latencies = asyncio.run(_latency(url, db))
@@ -269,5 +273,22 @@ WORKLOAD = Workload(
 )
 
 
+WORKLOAD_FULL = Workload(
+    name="http_events_full",
+    description="http_events with SQLite synchronous=FULL (an fsync a commit)",
+    metrics=(
+        Metric("latency_median", "HTTP event → successor started, median, FULL", "ms"),
+        Metric("latency_p99", "HTTP event → successor started, p99, FULL", "ms"),
+        Metric("throughput", "events a second, one event a request, FULL", "/s"),
+        Metric("throughput_batched", f"events a second, {BATCH} events a request, FULL", "/s"),
+    ),
+    measure=partial(measure, synchronous="FULL"),
+    default_repeat=3,
+    timeout=300.0,
+    in_process=False,
+    compared=False,
+)
+
+
 if __name__ == "__main__":
-    Path(sys.argv[2]).write_text(json.dumps(_child(int(sys.argv[1]))))
+    Path(sys.argv[2]).write_text(json.dumps(_child(int(sys.argv[1]), sys.argv[3])))

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from conveyor.pipeline.template_limits import TemplateLimits
 
 DEFAULT_CORRELATION_PATHS = (
     "workflow_id",
@@ -34,6 +37,10 @@ class Settings(BaseSettings):
     backend: Literal["local", "temporal"] = "local"
     db_path: Path = Field(default_factory=_default_db_path)
     """The embedded engine's SQLite file."""
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    """SQLite's `synchronous` for the embedded engine. NORMAL: a commit survives the process
+    being killed, the last commits may be lost to a power loss or OS crash. FULL: they survive
+    that too, at an fsync a commit (see docs/limits.md for what it costs)."""
 
     # Services and publishing.
     services: dict[str, str] = Field(default_factory=dict)
@@ -88,6 +95,24 @@ class Settings(BaseSettings):
     """The bearer token the HTTP events endpoint accepts (besides API keys), for senders such
     as a Dapr sidecar that cannot hold a scoped key."""
 
+    # Limits on what one request or run may cost (docs/limits.md).
+    max_for_each_items: int = Field(default=10_000, ge=1)
+    """The most items a step's `for_each` may run over; more fails the step."""
+    template_timeout_seconds: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    """How long one template evaluation may run."""
+    template_max_output_chars: int = Field(default=1_000_000, ge=1)
+    """The longest text or list one template evaluation may make or output."""
+    template_max_integer_digits: int = Field(default=4300, ge=1)
+    """The most digits of an integer template arithmetic may make."""
+    template_max_range: int = Field(default=10_000, ge=1)
+    """The most items of one `range()` in a template."""
+    template_max_loop_iterations: int = Field(default=100_000, ge=1)
+    """The most `{% for %}` iterations of one template evaluation, all loops together."""
+    template_max_call_depth: int = Field(default=50, ge=1)
+    """How deep macro calls may nest in a template."""
+    template_max_nesting: int = Field(default=50, ge=1)
+    """How deep brackets may nest in a template's text."""
+
     # Temporal.
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
@@ -101,6 +126,20 @@ class Settings(BaseSettings):
 
             require_temporal()
         return self
+
+    def template_limits(self) -> TemplateLimits:
+        """The template limits these settings give."""
+        from conveyor.pipeline.template_limits import TemplateLimits
+
+        return TemplateLimits(
+            timeout_seconds=self.template_timeout_seconds,
+            max_output_chars=self.template_max_output_chars,
+            max_integer_digits=self.template_max_integer_digits,
+            max_range=self.template_max_range,
+            max_loop_iterations=self.template_max_loop_iterations,
+            max_call_depth=self.template_max_call_depth,
+            max_nesting=self.template_max_nesting,
+        )
 
     def queue_capacity(self, queue: str) -> int:
         """How many steps of `queue` may run at once."""

@@ -13,13 +13,15 @@
     │   ├── PipelineLoadError       a file that cannot be read or parsed
     │   ├── PipelineValidationError a pipeline with problems (each with its path)
     │   └── TemplateError           a template that cannot be compiled or rendered
-    │       └── SandboxViolationError  a template that reached for something unsafe
+    │       ├── SandboxViolationError  a template that reached for something unsafe
+    │       └── TemplateLimitError     a template that passed a limit (time, size, arithmetic)
     └── RunError
         ├── RunNotFoundError        an unknown run id
         ├── RunStateError           a request the run's status does not allow (retry a running run)
         ├── EventError              an event that cannot be accepted
         ├── UnstorableValueError    a value a run cannot keep exactly (inf, a 65-bit integer)
         └── EngineBusyError         the database is held by another engine process
+            └── DatabaseBusyError   another process holds the database's write lock right now
 
 Leaf classes carry the structured fields callers need (`run_id`, `field`, ...), and third-party
 errors are wrapped with ``raise ... from`` so the cause stays visible.
@@ -163,6 +165,14 @@ class SandboxViolationError(TemplateError):
     """A template reached for an attribute or call the sandbox refuses."""
 
 
+class TemplateLimitError(TemplateError):
+    """A template evaluation passed one of its limits; `limit` names the setting."""
+
+    def __init__(self, message: str, *, limit: str, template: str | None = None) -> None:
+        self.limit = limit
+        super().__init__(message, template=template)
+
+
 class RunError(ConveyorError):
     """Something is wrong with a run or with a request about one."""
 
@@ -193,3 +203,7 @@ class EventError(RunError):
 
 class EngineBusyError(RunError):
     """Another live engine process holds the database."""
+
+
+class DatabaseBusyError(EngineBusyError):
+    """Another process holds the database's write lock; nothing was written, try again."""

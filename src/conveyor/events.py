@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from conveyor.config import DEFAULT_CORRELATION_PATHS
 from conveyor.errors import EventError
 from conveyor.ids import new_id
+from conveyor.inputs import unstorable
 
 
 class Event(BaseModel):
@@ -100,10 +101,15 @@ def event_from_body(
     a plain JSON object is the data itself.
 
     Raises:
-        EventError: the body is not a JSON object, or a CloudEvent's data is not one.
+        EventError: the body is not a JSON object, a CloudEvent's data is not one, or a value
+            in it cannot be stored as JSON (a non-finite number, a lone surrogate).
     """
     if not isinstance(body, Mapping):
         raise EventError(f"an event must be a JSON object, got {type(body).__name__}")
+    problems = unstorable(body)
+    if problems:
+        path, message = problems[0]
+        raise EventError(f"{path}: {message}")
     found = correlation_id or correlation_id_of(body, paths)
     if is_cloudevent(body):
         data = body.get("data")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from conveyor.actions import StepStatus
 from conveyor.engine.state import RunState, RunStatus, StepState, UnitState
@@ -51,6 +51,11 @@ class StepView(BaseModel):
     next_timer_at: datetime | None = None
     duration_seconds: float | None = None
     items: list[ItemView] | None = None
+    items_total: int | None = Field(
+        default=None,
+        description="How many items a for_each step has; `items` holds the first of them "
+        "(the rest: GET /runs/{id}/steps/{step_id}/items).",
+    )
 
     @classmethod
     def of(cls, step: StepState) -> StepView:
@@ -76,6 +81,7 @@ class StepView(BaseModel):
             next_timer_at=as_datetime(step.timer_at),
             duration_seconds=duration,
             items=[_item(unit) for unit in step.items] if step.items is not None else None,
+            items_total=len(step.items) if step.items is not None else None,
         )
 
 

@@ -170,3 +170,44 @@ async def test_a_body_under_the_limit_passes(http: httpx.AsyncClient) -> None:
 
     response = await http.post("/pipelines", content=chunks(), headers=JSON)
     assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize("fast_events", [True, False])
+async def test_an_event_with_a_lone_surrogate_is_a_422_on_both_paths(
+    service: Any, admin_token: str, fast_events: bool
+) -> None:
+    from conveyor.api import create_app
+    from tests.api.live import client_for, serve
+
+    body = '{"workflow_id": "w-1", "note": "\\udc80"}'
+    app = create_app(service, fast_events=fast_events)
+    async with serve(app) as url, client_for(url, admin_token) as client:
+        response = await client.post("/events", content=body, headers=JSON)
+        error = _error(response, 422, "invalid_event")
+        assert error["fields"] == [
+            {"path": "note", "message": "is not valid Unicode text (a lone surrogate)"}
+        ]
+        assert (await client.get("/events")).json()["total"] == 0
+
+
+def test_a_defect_is_logged_without_locals_and_cut_short() -> None:
+    from structlog.testing import capture_logs
+
+    from conveyor.api.errors import _log_defect
+
+    def deep(depth: int, secret: str = "hunter2") -> None:
+        if depth:
+            deep(depth - 1, secret)
+        raise RuntimeError("boom")
+
+    try:
+        deep(200)
+    except RuntimeError as exc:
+        error = exc
+    with capture_logs() as logs:
+        _log_defect("/runs", error)
+    (entry,) = logs
+    trace = entry["exception"]
+    assert "RuntimeError: boom" in trace
+    assert "hunter2" not in trace
+    assert trace.count(", in deep") <= 30

@@ -160,13 +160,17 @@ class RetryPolicy(BaseModel):
     model_config = _FROZEN
 
     max_attempts: int = Field(default=3, ge=1, le=1000)
-    initial_interval_seconds: float = Field(default=1.0, ge=0)
-    backoff_coefficient: float = Field(default=2.0, ge=1.0)
-    max_interval_seconds: float = Field(default=60.0, ge=0)
+    # Finite: `.inf` would retry forever, or never, and a NaN compares false to every bound.
+    initial_interval_seconds: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    backoff_coefficient: float = Field(default=2.0, ge=1.0, allow_inf_nan=False)
+    max_interval_seconds: float = Field(default=60.0, ge=0, allow_inf_nan=False)
 
     def delay_before(self, attempt: int) -> float:
         """Seconds to wait before `attempt` (2 for the first retry)."""
-        raw = self.initial_interval_seconds * self.backoff_coefficient ** max(0, attempt - 2)
+        try:
+            raw = self.initial_interval_seconds * self.backoff_coefficient ** max(0, attempt - 2)
+        except OverflowError:  # A large coefficient, many attempts: past any bound.
+            return float(self.max_interval_seconds)
         return float(min(raw, self.max_interval_seconds))
 
 

@@ -17,6 +17,7 @@ from conveyor.api.deps import __doc__ as _auth_doc
 from conveyor.api.deps import reject_unknown_query
 from conveyor.api.errors import install_error_handlers
 from conveyor.api.events_fastpath import EventsFastPath
+from conveyor.api.json_input import JsonBodyCheck
 from conveyor.api.limits import BodySizeLimit
 from conveyor.api.openapi import install_openapi
 from conveyor.api.service import Service
@@ -61,6 +62,8 @@ def create_app(service: Service, *, fast_events: bool = True) -> FastAPI:
     if fast_events:
         # Added before the body limit, so it runs inside it: the limit holds here too.
         app.add_middleware(EventsFastPath, service=service)
+    # Inside the body limit too, and after the events fast path: events check their own.
+    app.add_middleware(JsonBodyCheck)
     app.add_middleware(BodySizeLimit, max_bytes=service.settings.max_body_bytes)
     for router in _routers():
         app.include_router(router)

@@ -28,6 +28,7 @@ from conveyor.api.deps import Principal
 from conveyor.backends.local.sql import Q
 from conveyor.backends.local.store import Store, dumps, loads
 from conveyor.errors import PipelineError, PipelineLoadError
+from conveyor.inputs import MAX_DEPTH
 from conveyor.pipeline.loading import parse_document
 from conveyor.pipeline.spec import PipelineSpec
 
@@ -70,12 +71,31 @@ def parse_text(text: str) -> dict[str, Any]:
     if text.lstrip().startswith("{"):
         return parse_document(text, "json", _SOURCE)
     try:
-        aliased = any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text))
+        aliased = _aliased(text)
     except yaml.YAMLError:
         aliased = False  # parse_document below reports the syntax error with its position.
     if aliased:
         raise PipelineLoadError(_SOURCE, "YAML aliases (*name) are not accepted")
     return parse_document(text, "yaml", _SOURCE)
+
+
+def _aliased(text: str) -> bool:
+    """Whether YAML `text` uses an alias, read no deeper than documents may nest.
+
+    Stopping there matters: a document nested 100,000 levels deep took minutes to read
+    whole; `parse_document` then refuses it by its depth.
+    """
+    depth = 0
+    for event in yaml.parse(text):
+        if isinstance(event, yaml.AliasEvent):
+            return True
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return False
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return False
 
 
 def document_of(source: Mapping[str, Any] | str) -> dict[str, Any]:

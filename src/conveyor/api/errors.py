@@ -13,6 +13,8 @@ anything else is a defect, answered 500 without its details (they go to the log)
 
 from __future__ import annotations
 
+import asyncio
+import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -167,7 +169,9 @@ def answer_to(exc: Exception) -> JSONResponse | None:
         return error_response(exc.status_code, exc.type, exc.message, exc.fields, exc.headers)
     if isinstance(exc, ConveyorError):
         status, type_, fields = _conveyor_error(exc)
-        return error_response(status, type_, str(exc), fields)
+        # Busy is a moment's state (another process writing): say when to come back.
+        headers = {"Retry-After": "1"} if status == 503 else None
+        return error_response(status, type_, str(exc), fields, headers)
     return None
 
 
@@ -213,9 +217,21 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # A defect: the details go to the log, never to the caller.
-    log.error("unhandled_error", path=request.url.path, exc_info=exc)
+    # A defect: the details go to the log, never to the caller. Formatting and writing a
+    # traceback takes a while for a deep one: in a thread, so other requests go on.
+    await asyncio.to_thread(_log_defect, request.url.path, exc)
     return error_response(500, "internal", "internal error")
+
+
+def _log_defect(path: str, exc: BaseException) -> None:
+    # The traceback as plain text, whatever renderer is configured: never with its frames'
+    # local variables (which may hold secrets, and cost megabytes for a deep recursion).
+    trace = "".join(traceback.format_exception(exc, limit=-_TRACEBACK_FRAMES))
+    log.error("unhandled_error", path=path, exception=trace)
+
+
+_TRACEBACK_FRAMES = 30
+"""How many of a defect's innermost frames are logged (a recursion has a thousand)."""
 
 
 def install_error_handlers(app: FastAPI) -> None:

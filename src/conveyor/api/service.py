@@ -23,8 +23,10 @@ from conveyor.api.keys import hash_secret
 from conveyor.api.metrics import Metrics
 from conveyor.api.sse import StreamGate
 from conveyor.backends.local import LocalBackend
+from conveyor.backends.local.runtime import LOOP_BUSY_TIMEOUT
 from conveyor.backends.local.store import Store
 from conveyor.config import Settings
+from conveyor.pipeline.template_limits import configure_template_limits
 
 if TYPE_CHECKING:
     from conveyor.backends.temporal.backend import TemporalBackend
@@ -124,6 +126,7 @@ class Service:
         settings = settings or Settings()
         if db_path is not None:
             settings = settings.model_copy(update={"db_path": Path(db_path)})
+        configure_template_limits(settings.template_limits())
         if backend is None:
             backend = _backend_of(registry, settings)
         token = settings.events_token
@@ -132,7 +135,10 @@ class Service:
             events_token_hash=hash_secret(token.get_secret_value()) if token else None,
         )
         local = backend if isinstance(backend, LocalBackend) else None
-        store = Store(local.store.path if local is not None else backend.settings.db_path)
+        store = Store(
+            local.store.path if local is not None else backend.settings.db_path,
+            busy_timeout=LOOP_BUSY_TIMEOUT,
+        )
         service = cls(
             backend=backend,
             settings=backend.settings,

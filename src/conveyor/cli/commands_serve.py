@@ -9,6 +9,7 @@ can reach the service.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -29,6 +30,14 @@ if TYPE_CHECKING:
     from conveyor.api import Service
     from conveyor.api.service import Hook
     from conveyor.config import Settings
+
+
+class Durability(StrEnum):
+    """SQLite's `synchronous` settings the embedded engine offers."""
+
+    NORMAL = "NORMAL"
+    FULL = "FULL"
+
 
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 """The hosts `--insecure` may listen on."""
@@ -73,6 +82,16 @@ def serve_command(
             "examples/event_driven.yaml); it publishes its events to this server's /events.",
         ),
     ] = False,
+    sqlite_synchronous: Annotated[
+        Durability | None,
+        typer.Option(
+            "--sqlite-synchronous",
+            case_sensitive=False,
+            help="SQLite durability: NORMAL (default) survives the process being killed; FULL "
+            "also survives a power loss, at an fsync a commit ($CONVEYOR_SQLITE_SYNCHRONOUS).",
+            show_default=False,
+        ),
+    ] = None,
     access_log: Annotated[
         bool,
         typer.Option(
@@ -90,6 +109,8 @@ def serve_command(
             code=2,
         )
     settings = settings_for(db)
+    if sqlite_synchronous is not None:
+        settings = settings.model_copy(update={"sqlite_synchronous": sqlite_synchronous.value})
     if settings.backend == "local":
         _refuse_if_busy(settings.db_path)
     configure_logging()
@@ -142,12 +163,23 @@ async def _freeze_startup_objects(service: Service) -> None:
 
 
 def _refuse_if_busy(db_path: Path) -> None:
-    """Exit with a clear message when another engine holds the database."""
+    """Exit with a clear message when the database cannot be written or another engine
+    holds it."""
+    import sqlite3
+
     from conveyor.backends.local.store import Store
 
-    store = Store(db_path).open()
+    store = Store(db_path)
     try:
+        store.open()
         holder = store.lock_holder()
+        if holder is None:
+            # Taken and given back: a database that opens may still refuse writes (a
+            # read-only file or mount), found now rather than as a traceback at start.
+            store.acquire_lock()
+            store.release_lock()
+    except (sqlite3.Error, OSError) as exc:
+        fail(f"cannot use the database {db_path}: {exc}")
     finally:
         store.close()
     if holder is not None:

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from conveyor.config import Settings
 from conveyor.errors import ConfigurationError
+from conveyor.inputs import loads, unstorable
 
 DbOption = Annotated[
     Path | None,
@@ -86,7 +87,7 @@ def read_json_file(path: str, *, option: str) -> Any:
         typer.BadParameter: the file cannot be read or is not JSON (names `option`).
     """
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        value = loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise typer.BadParameter(
             f"cannot read {path}: {exc.strerror}", param_hint=f"'{option}'"
@@ -96,6 +97,15 @@ def read_json_file(path: str, *, option: str) -> Any:
             f"{path} is not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
             param_hint=f"'{option}'",
         ) from exc
+    except (ValueError, RecursionError) as exc:  # Too many digits, or nested too deeply.
+        raise typer.BadParameter(f"{path} cannot be read: {exc}", param_hint=f"'{option}'") from exc
+    unfit = unstorable(value)
+    if unfit:
+        where, message = unfit[0]
+        raise typer.BadParameter(
+            f"{path}: {where or 'the value'} {message}", param_hint=f"'{option}'"
+        )
+    return value
 
 
 def print_json(value: BaseModel | Any) -> None:
@@ -163,7 +173,11 @@ def configure_logging(level: int = logging.INFO) -> None:
             structlog.processors.StackInfoRenderer(),
             structlog.dev.set_exc_info,
             structlog.processors.TimeStamper(fmt="%H:%M:%S", utc=False),
-            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
+            # Plain tracebacks: Rich's (the default) print every frame's local variables,
+            # megabytes and seconds for a deep one, and may show values that are secrets.
+            structlog.dev.ConsoleRenderer(
+                colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+            ),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]

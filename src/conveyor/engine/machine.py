@@ -269,6 +269,14 @@ class _Transition:
                 kind = type(items).__name__
                 self._close_step(step, StepStatus.FAILED, f"for_each: expected a list, got {kind}")
                 return
+            if len(items) > self.plan.max_for_each_items:
+                self._close_step(
+                    step,
+                    StepStatus.FAILED,
+                    f"for_each: {len(items):,} items, more than the limit max_for_each_items "
+                    f"({self.plan.max_for_each_items:,})",
+                )
+                return
             step.items = [
                 UnitState(step_id=step_id, index=i, item=item) for i, item in enumerate(items)
             ]

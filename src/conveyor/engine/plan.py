@@ -18,6 +18,7 @@ from conveyor.pipeline.spec import PipelineSpec, StepSpec
 from conveyor.pipeline.templating import Renderer, compile_value, is_template
 
 NO_RETRY = RetryPolicy(max_attempts=1)
+DEFAULT_MAX_FOR_EACH_ITEMS = 10_000
 DEFAULT_RETRY = RetryPolicy()
 
 
@@ -54,9 +55,17 @@ class Plan:
     outputs: Renderer
     rank: dict[str, int] = field(default_factory=dict)
     """Each step's position in a topological order (upstream steps first)."""
+    max_for_each_items: int = DEFAULT_MAX_FOR_EACH_ITEMS
+    """The most items a step's `for_each` may run over (`Settings.max_for_each_items`)."""
 
     @classmethod
-    def compile(cls, spec: PipelineSpec, metas: Mapping[str, ActionMeta]) -> Plan:
+    def compile(
+        cls,
+        spec: PipelineSpec,
+        metas: Mapping[str, ActionMeta],
+        *,
+        max_for_each_items: int = DEFAULT_MAX_FOR_EACH_ITEMS,
+    ) -> Plan:
         """Compile `spec`; `metas` maps each action type it uses to its metadata.
 
         Raises:
@@ -91,6 +100,7 @@ class Plan:
             roots=roots,
             outputs=compile_value(spec.outputs),
             rank={step_id: position for position, step_id in enumerate(order)},
+            max_for_each_items=max_for_each_items,
         )
 
 

@@ -23,6 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import ErrorDetails
 
 from conveyor.errors import PipelineLoadError, PipelineValidationError
+from conveyor.inputs import MAX_DEPTH, loads, unstorable
 from conveyor.pipeline.references import join_path
 from conveyor.pipeline.spec import PipelineSpec
 from conveyor.pipeline.validation import ValidationIssue
@@ -73,6 +74,11 @@ def load_pipeline(source: PipelineSource) -> PipelineSpec:
     """
     if isinstance(source, Mapping):
         return spec_from_document(source)
+    if not isinstance(source, str | os.PathLike):
+        raise PipelineLoadError(
+            f"<{type(source).__name__}>",
+            f"a pipeline is a path, YAML or JSON text, or a mapping; got {type(source).__name__}",
+        )
     if isinstance(source, os.PathLike) or _looks_like_path(source):
         path = Path(source)
         return spec_from_document(_read_file(path), str(path))
@@ -85,8 +91,12 @@ def spec_from_document(document: Mapping[str, Any], source: str = "<document>") 
     """Turn a parsed document into a spec, reporting every shape problem at once.
 
     Raises:
-        PipelineValidationError: the document does not fit the pipeline spec.
+        PipelineValidationError: the document does not fit the pipeline spec, or holds a value
+            JSON cannot store (a non-finite number, a lone surrogate, nesting too deep).
     """
+    unfit = unstorable(document)
+    if unfit:
+        raise PipelineValidationError([ValidationIssue(path, message) for path, message in unfit])
     try:
         return PipelineSpec.model_validate(dict(document))
     except PydanticValidationError as exc:
@@ -102,10 +112,16 @@ def parse_document(text: str, kind: str, source: str) -> dict[str, Any]:
     """
     if kind == "json":
         try:
-            document = json.loads(text)
+            document = loads(text)
         except json.JSONDecodeError as exc:
             raise PipelineLoadError(
                 source, f"JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            ) from exc
+        except RecursionError as exc:
+            raise PipelineLoadError(source, "JSON nested too deeply") from exc
+        except ValueError as exc:  # An integer of more digits than Python reads.
+            raise PipelineLoadError(
+                source, f"JSON error: an integer of more than {_MAX_INT_DIGITS:,} digits"
             ) from exc
     else:
         try:
@@ -182,11 +198,41 @@ def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """The safe loader, refusing a key that appears twice in one mapping.
+    """The safe loader, refusing a key that appears twice in one mapping, nesting deeper than
+    `MAX_DEPTH` and integers longer than Python reads.
 
     PyYAML keeps the last value of a repeated key, which silently drops a step's params or a
-    whole step when an author copies a block and forgets to rename it.
+    whole step when an author copies a block and forgets to rename it. It composes nested
+    nodes by recursion, so deep nesting ends in a recursion error, after a long scan.
     """
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested more than {MAX_DEPTH} levels deep",
+                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+                )  # fmt: skip
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _construct_int(loader: _StrictLoader, node: yaml.ScalarNode) -> int:
+    digits = sum(char.isdigit() for char in str(node.value))
+    if digits > _MAX_INT_DIGITS:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"an integer of {digits:,} digits; at most {_MAX_INT_DIGITS:,}",
+            node.start_mark,
+        )  # fmt: skip
+    return loader.construct_yaml_int(node)
+
+
+_MAX_INT_DIGITS = 4300
+"""Python's own limit for reading an integer from text."""
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -206,6 +252,7 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def _describe(error: ErrorDetails) -> tuple[str, str]:

@@ -15,6 +15,7 @@ from difflib import get_close_matches
 from typing import Any
 
 from conveyor.errors import ParamProblem, ParamValidationError
+from conveyor.inputs import unstorable
 from conveyor.pipeline.spec import ParameterSpec, PipelineParamType, PipelineSpec
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
@@ -56,6 +57,11 @@ def resolve_pipeline_params(spec: PipelineSpec, given: Mapping[str, Any]) -> dic
                 resolved[parameter.name] = None
                 continue
         coerced, problem = coerce_parameter(parameter, value)
+        if problem is None:
+            unfit = unstorable(coerced)
+            if unfit:
+                where, message = unfit[0]
+                problem = f"{where}: {message}" if where else message
         if problem is not None:
             problems.append(ParamProblem(parameter.name, problem))
         resolved[parameter.name] = coerced

@@ -25,6 +25,8 @@ from jinja2 import meta, nodes, sandbox
 from jinja2.lexer import Token, TokenStream
 from jinja2.parser import Parser
 
+from conveyor.errors import TemplateLimitError
+from conveyor.pipeline.template_limits import check_nesting
 from conveyor.pipeline.templating import ENV, is_template
 
 # The methods jinja2's immutable sandbox refuses to call on lists, dicts, sets and deques.
@@ -121,14 +123,23 @@ class TemplateAnalysis:
 def analyse_template(text: str) -> TemplateAnalysis:
     """Parse `text` and find its references and problems, without rendering it."""
     try:
+        check_nesting(text)  # Before parsing: the parser recurses once per level.
         tree = ENV.parse(text)
+    except TemplateLimitError as exc:
+        return TemplateAnalysis(text, [TemplateProblem(str(exc))])
+    except RecursionError:
+        return TemplateAnalysis(text, [TemplateProblem("the template nests too deeply")])
     except jinja2.TemplateSyntaxError as exc:
         line, column = _locate_syntax_error(text, exc)
         problem = TemplateProblem(f"template syntax error: {exc.message}", line, column)
         return TemplateAnalysis(text, [problem])
-    walker = _Walker(_free_names(tree) | {"self"}, multiline="\n" in text.strip())
+    # Text and `{{ ... }}` only (nearly every template): nothing in it can define a name or
+    # fail to compile once parsed, so Jinja2's two passes of code generation are skipped.
+    plain = all(isinstance(node, nodes.Output) for node in tree.body)
+    free = _expression_names(tree) if plain else _free_names(tree)
+    walker = _Walker(free | {"self"}, multiline="\n" in text.strip())
     walker.visit(tree)
-    if not walker.problems:
+    if not walker.problems and not plain:
         # Whatever else Jinja2 refuses when it compiles (a block defined twice, ...).
         try:
             ENV.compile(tree)
@@ -303,6 +314,11 @@ class _Walker:
 
     def _problem(self, node: nodes.Node, message: str) -> None:
         self.problems.append(TemplateProblem(message, node.lineno if self.multiline else None))
+
+
+def _expression_names(tree: nodes.Template) -> set[str]:
+    """The names a template of expressions only reads, Jinja2's globals excepted."""
+    return {n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"} - set(ENV.globals)
 
 
 def _free_names(tree: nodes.Template) -> set[str]:

@@ -55,7 +55,7 @@ class PipelineSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    timeout_seconds: float | None = Field(default=None, gt=0)
+    timeout_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     """The whole run ends TIMED_OUT past this."""
     max_parallel_steps: int = Field(default=64, ge=1, le=100_000)
     """How many steps of one run execute at once (waiting steps do not count)."""
@@ -79,7 +79,7 @@ class StepSpec(BaseModel):
     """A template; the step is SKIPPED when it renders falsy."""
     on_failure: OnFailure = "fail"
     retry: RetryPolicy | None = None
-    timeout_seconds: float | None = Field(default=None, gt=0)
+    timeout_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     queue: str | None = None
     for_each: str | list[Any] | None = None
     """Run the action once per item of this list (a template or a literal list)."""

@@ -16,17 +16,22 @@ from typing import Any, Literal
 import jinja2
 from jinja2 import StrictUndefined
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from conveyor.errors import ConveyorError, SandboxViolationError, TemplateError
+from conveyor.errors import ConveyorError, SandboxViolationError, TemplateError, TemplateLimitError
+from conveyor.pipeline.template_limits import (
+    LimitedSandbox,
+    check_nesting,
+    check_result,
+    evaluation,
+)
 
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 
 Renderer = Callable[[Mapping[str, Any]], Any]
 
 
-class _DataSandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, with `a.b` reading a mapping's key before its attributes.
+class _DataSandbox(LimitedSandbox):
+    """The bounded sandbox, with `a.b` reading a mapping's key before its attributes.
 
     Pipelines address data (`steps.list.outputs.items`), so a key named like a dict method
     (`items`, `keys`, `values`) must give the data, not the bound method.
@@ -126,18 +131,19 @@ def render_value(value: Any, context: Mapping[str, Any]) -> Any:
 
 def _compile_string(text: str) -> Renderer:
     expr = single_expression(text)
+    check_nesting(text)
     try:
         if expr is not None:
             compiled = ENV.compile_expression(expr, undefined_to_none=False)
 
             def render_expression(ctx: Mapping[str, Any]) -> Any:
-                with _translated(text):
+                with _translated(text), evaluation():
                     result = compiled(**ctx)
                     if isinstance(result, jinja2.Undefined):
                         # Forces StrictUndefined to raise with its message.
                         str(result)
                     # compile_expression bypasses the environment's finalize.
-                    return _data_only(result)
+                    return check_result(_data_only(result))
 
             return render_expression
         template = ENV.from_string(text)
@@ -145,9 +151,12 @@ def _compile_string(text: str) -> Renderer:
         raise TemplateError(
             f"template syntax error at line {exc.lineno}: {exc.message}", template=text
         ) from exc
+    except (RecursionError, MemoryError) as exc:
+        # The parser and Python's compiler recurse per level of nesting.
+        raise TemplateError("the template nests too deeply to compile", template=text) from exc
 
     def render_template(ctx: Mapping[str, Any]) -> Any:
-        with _translated(text):
+        with _translated(text), evaluation():
             return template.render(ctx)
 
     return render_template
@@ -168,6 +177,14 @@ class _translated:
         text = self.text
         if exc is None:
             return False
+        if isinstance(exc, TemplateLimitError):
+            raise TemplateLimitError(
+                f"template {_shown(text)} stopped: {exc}", limit=exc.limit, template=text
+            ) from exc
+        if isinstance(exc, RecursionError):
+            raise TemplateError(
+                f"template {_shown(text)} failed: it recursed too deeply", template=text
+            ) from exc
         if isinstance(exc, SecurityError):
             raise SandboxViolationError(
                 f"template refused by the sandbox: {exc}", template=text
@@ -188,6 +205,11 @@ class _translated:
                 f"template {text!r} failed: {type(exc).__name__}: {exc}", template=text
             ) from exc
         return False
+
+
+def _shown(text: str) -> str:
+    """The template, as quoted in an error (a long one cut short)."""
+    return repr(text if len(text) <= 120 else text[:117] + "...")
 
 
 _RENDER_ERRORS = (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError)

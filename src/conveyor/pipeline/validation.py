@@ -9,7 +9,7 @@ at something that runs but is probably not what the author meant.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from typing import Any, Literal, Protocol
@@ -118,7 +118,7 @@ def _report(issues: Iterable[ValidationIssue]) -> ValidationReport:
 class _Scope:
     """What a template may read, by where it is."""
 
-    upstream: frozenset[str] | None
+    upstream: Container[str] | None
     """The steps it may read; None for any (pipeline outputs)."""
     loop: bool = False
     """Whether `item` and `index` are defined (params of a for_each step)."""
@@ -211,12 +211,7 @@ class _Validator:
             self._check_policies(where, step, definition)
         # From its own depends_on rather than the graph's node, so a step with a repeated id
         # is checked against what it declares.
-        upstream = frozenset(
-            ancestor
-            for dep in step.depends_on
-            if dep in self.steps
-            for ancestor in (dep, *self.graph.upstream(dep))
-        )
+        upstream = self.graph.ancestry(step.depends_on)
         template_params = _template_params(definition)
         loop_scope = _Scope(upstream, loop=step.for_each is not None, own_id=step.id)
         for name, value in step.params.items():

@@ -36,7 +36,7 @@ from conveyor.api.models import Limit, Offset, Page
 from conveyor.api.service import Service
 from conveyor.backends.local.eventlog import StoredEvent
 from conveyor.backends.local.sql import Q
-from conveyor.errors import EngineBusyError
+from conveyor.errors import DatabaseBusyError, EngineBusyError
 from conveyor.events import EventReceipt
 from conveyor.runs import as_datetime
 
@@ -172,7 +172,7 @@ async def accept_events(
     try:
         # One commit for the whole request: a batch costs little more than one event.
         receipts = await service.engine.send_events(events)
-    except sqlite3.OperationalError as exc:
+    except (sqlite3.OperationalError, DatabaseBusyError) as exc:
         # The database is locked or out of space: nothing is wrong with the event itself.
         log.warning("event_not_stored", error=str(exc))
         raise ApiError(

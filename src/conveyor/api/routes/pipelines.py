@@ -6,6 +6,7 @@ owner's pipeline answers 404, as one that does not exist.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -83,6 +84,9 @@ def checked_spec(
 ) -> tuple[PipelineSpec, list[FieldError]]:
     """The spec of a document that validates, and its warnings.
 
+    Parsing and validating a large document takes a while: routes call this in a thread
+    (`asyncio.to_thread`), so other requests go on meanwhile.
+
     Raises:
         PipelineLoadError: text that does not parse.
         PipelineValidationError: the pipeline has errors (each with its path).
@@ -116,7 +120,7 @@ async def create_pipeline(
     body: PipelineDocument, service: ServiceDep, principal: Writer
 ) -> PipelineDetail:
     """Validate and store a pipeline as version 1; its name must be new for the owner."""
-    spec, warnings = checked_spec(service, body.document)
+    spec, warnings = await asyncio.to_thread(checked_spec, service, body.document)
     try:
         stored = Catalog(service.store).create(principal.owner, spec)
     except NameTakenError as exc:
@@ -155,11 +159,7 @@ async def validate(
     body: PipelineDocument, service: ServiceDep, principal: Reader
 ) -> ValidationResult:
     """Every problem of the pipeline at once; answers 200 whether it is valid or not."""
-    try:
-        report = validate_pipeline(document_of(body.document), service.registry)
-    except PipelineLoadError as exc:
-        # Text that does not parse is this pipeline's problem, reported like any other.
-        report = ValidationReport(errors=[ValidationIssue("", str(exc))])
+    report = await asyncio.to_thread(_report, service, body.document)
     return ValidationResult(
         valid=report.ok, errors=_fields(report.errors), warnings=_fields(report.warnings)
     )
@@ -214,7 +214,7 @@ async def update_pipeline(
 ) -> PipelineDetail:
     """Store the document as the pipeline's next version; runs keep the version they ran."""
     ident = resolve(service, principal, pipeline_id)
-    spec, warnings = checked_spec(service, body.document)
+    spec, warnings = await asyncio.to_thread(checked_spec, service, body.document)
     try:
         stored = Catalog(service.store).update(ident, spec)
     except NameTakenError as exc:
@@ -238,6 +238,14 @@ async def delete_pipeline(
     if not Catalog(service.store).delete(resolve(service, principal, pipeline_id)):
         raise not_found("pipeline", pipeline_id)
     return Response(status_code=204)
+
+
+def _report(service: Service, source: dict[str, Any] | str) -> ValidationReport:
+    try:
+        return validate_pipeline(document_of(source), service.registry)
+    except PipelineLoadError as exc:
+        # Text that does not parse is this pipeline's problem, reported like any other.
+        return ValidationReport(errors=[ValidationIssue("", str(exc))])
 
 
 def _fields(issues: list[Any]) -> list[FieldError]:

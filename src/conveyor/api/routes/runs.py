@@ -11,6 +11,7 @@ listing (up to `conveyor.api.engine.COUNT_CAP`).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -24,11 +25,29 @@ from conveyor.api.errors import AUTHED, ApiError, FieldError, responses
 from conveyor.api.models import MAX_LIMIT, Limit, Offset, Page
 from conveyor.api.starting import IdempotencyKey, RunStart, public_view, resolve_start, scoped_key
 from conveyor.engine.state import RunStatus
-from conveyor.runs import RunEvent, RunSummary, RunView, StepView
+from conveyor.runs import ItemView, RunEvent, RunSummary, RunView, StepView
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+SHOWN_ITEMS = 100
+"""How many items of a for_each step a run's view holds; the rest are paged."""
+
+
+def _shown(view: RunView) -> RunView:
+    """`view` as answered: the idempotency key as given, each step's first items only."""
+    view = public_view(view)
+    if not any(s.items is not None and len(s.items) > SHOWN_ITEMS for s in view.steps):
+        return view
+    steps = [
+        s.model_copy(update={"items": s.items[:SHOWN_ITEMS]})
+        if s.items is not None and len(s.items) > SHOWN_ITEMS
+        else s
+        for s in view.steps
+    ]
+    return view.model_copy(update={"steps": steps})
 
 
 def _iso_only(value: object) -> object:
@@ -93,7 +112,8 @@ async def start_run(
     scoped = scoped_key(principal.owner, key) if key else None
     if scoped is not None and await service.engine.run_for_key(scoped) is not None:
         response.status_code = 200
-    spec, kind, origin = resolve_start(service, principal, body)
+    # In a thread: an inline pipeline is parsed and checked there, and may be large.
+    spec, kind, origin = await asyncio.to_thread(resolve_start, service, principal, body)
     await publishing.check_start(service, body.callback_topics, body.webhooks)
     run_id = await service.engine.start_run(
         spec,
@@ -104,7 +124,7 @@ async def start_run(
         kind=kind,
     )
     publishing.attach(service, run_id, body.callback_topics, body.webhooks)
-    return public_view(await service.engine.get(run_id))
+    return _shown(await service.engine.get(run_id))
 
 
 @router.get(
@@ -147,7 +167,7 @@ async def list_runs(
 )
 async def get_run(run_id: str, service: ServiceDep, principal: Reader) -> RunView:
     """The run with its steps, progress and (while it runs) an estimate of time left."""
-    return public_view(await visible_run(service, principal, run_id))
+    return _shown(await visible_run(service, principal, run_id))
 
 
 @router.get(
@@ -160,8 +180,31 @@ async def list_steps(
     run_id: str, service: ServiceDep, principal: Reader, limit: Limit = 50, offset: Offset = 0
 ) -> Page[StepView]:
     """The run's steps in the pipeline's order (upstream first)."""
-    steps = (await visible_run(service, principal, run_id)).steps
+    steps = _shown(await visible_run(service, principal, run_id)).steps
     return Page(items=steps[offset : offset + limit], total=len(steps), limit=limit, offset=offset)
+
+
+@router.get(
+    "/{run_id}/steps/{step_id}/items",
+    response_model=Page[ItemView],
+    summary="List a for_each step's items",
+    responses=responses(*AUTHED, 404),
+)
+async def list_items(
+    run_id: str,
+    step_id: str,
+    service: ServiceDep,
+    principal: Reader,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[ItemView]:
+    """A for_each step's items in order, a page at a time."""
+    view = await visible_run(service, principal, run_id)
+    step = next((s for s in view.steps if s.step_id == step_id), None)
+    if step is None or step.items is None:
+        raise ApiError(404, "not_found", f"run {run_id} has no for_each step {step_id!r}")
+    items = step.items
+    return Page(items=items[offset : offset + limit], total=len(items), limit=limit, offset=offset)
 
 
 @router.get(
@@ -202,13 +245,13 @@ async def cancel_run(
     """
     view = await visible_run(service, principal, run_id)
     if view.status is RunStatus.CANCELLED:
-        return public_view(view)
+        return _shown(view)
     if view.status.is_terminal:
         raise ApiError(
             409, "conflict", f"run {run_id} is {view.status.value}; it cannot be cancelled"
         )
     reason = body.reason if body is not None else "cancelled"
-    return public_view(await service.engine.cancel(run_id, reason))
+    return _shown(await service.engine.cancel(run_id, reason))
 
 
 @router.post(
@@ -223,7 +266,7 @@ async def retry_run(run_id: str, service: ServiceDep, principal: Writer) -> RunV
     await visible_run(service, principal, run_id)
     new_id = await service.engine.retry(run_id)
     publishing.inherit(service, new_id, run_id)
-    return public_view(await service.engine.get(new_id))
+    return _shown(await service.engine.get(new_id))
 
 
 def _seconds(value: datetime | None) -> float | None:

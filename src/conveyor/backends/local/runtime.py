@@ -55,10 +55,11 @@ from conveyor.engine import (
     stored_difference,
     transition,
 )
-from conveyor.errors import RunNotFoundError, RunStateError
+from conveyor.errors import DatabaseBusyError, RunNotFoundError, RunStateError
 from conveyor.events import Event, EventReceipt, RouteStatus, event_from_body
 from conveyor.ids import new_id
 from conveyor.pipeline.spec import PipelineSpec
+from conveyor.pipeline.template_limits import configure_template_limits
 from conveyor.runs import RunEvent, RunSummary, RunView, as_datetime
 
 log = structlog.get_logger("conveyor.engine")
@@ -67,6 +68,11 @@ _MAINTENANCE_SECONDS = 0.1
 _EXPIRY_SECONDS = 30.0
 _CHECKPOINT_SECONDS = 1.0
 _CHECKPOINT_COMMITS = 500
+_BUSY_RETRY_SECONDS = 0.2
+_INLINE_PLAN_STEPS = 50
+
+LOOP_BUSY_TIMEOUT = 0.1
+"""How long a write on an event loop waits for another process's write lock (seconds)."""
 
 
 EntryListener = Callable[[str, float, list[TimelineEntry]], None]
@@ -105,7 +111,7 @@ class LocalBackend:
         db_path: str | Path | None = None,
         services: ServiceInvoker | None = None,
         publisher: Publisher | None = None,
-        synchronous: Synchronous = "NORMAL",
+        synchronous: Synchronous | None = None,
         clock: Callable[[], float] = time.time,
         store: Store | None = None,
         drive: bool = True,
@@ -118,7 +124,8 @@ class LocalBackend:
             db_path: The SQLite file; `settings.db_path` when None.
             services: The service invoker actions use; from settings when None.
             publisher: The publisher actions use; from settings when None.
-            synchronous: SQLite's `synchronous` pragma (FULL survives power loss too).
+            synchronous: SQLite's `synchronous` pragma (FULL survives power loss too);
+                `settings.sqlite_synchronous` when None.
             clock: Wall-clock time source (tests may pass their own).
             store: A store to use instead of opening `db_path`.
             drive: False opens the database without driving runs (no resume, no timers, no
@@ -128,7 +135,15 @@ class LocalBackend:
         self.drive = drive
         self.settings = settings or Settings()
         self.registry = registry if registry is not None else ActionRegistry.default()
-        self.store = store or Store(db_path or self.settings.db_path, synchronous=synchronous)
+        self.store = store or Store(
+            db_path or self.settings.db_path,
+            synchronous=synchronous or self.settings.sqlite_synchronous,
+            # The engine writes on its event loop: a lock another process holds is waited
+            # for briefly, then the write is tried again later (or the caller told 503),
+            # never waited out on the loop. A tool that only records keeps the long wait.
+            busy_timeout=LOOP_BUSY_TIMEOUT if drive else 10.0,
+        )
+        configure_template_limits(self.settings.template_limits())
         self._clock = clock
         self._runner = Runner(
             self.registry,
@@ -143,6 +158,7 @@ class LocalBackend:
         self._plans: dict[str, Plan] = {}
         self._inbox: dict[str, list[tuple[Input, Delivery | None]]] = {}
         self._flush_scheduled = False
+        self._busy_retry = False
         self._accepting: list[_Accepting] = []
         self._waiters: dict[str, list[asyncio.Future[RunView]]] = {}
         self._listeners: list[Callable[[str], None]] = []
@@ -232,9 +248,7 @@ class LocalBackend:
             PipelineValidationError: the pipeline has errors (every one listed).
             ParamValidationError: the params do not fit the pipeline's parameters.
         """
-        from conveyor.errors import PipelineValidationError
         from conveyor.pipeline.params import resolve_pipeline_params
-        from conveyor.pipeline.validation import validate_pipeline
 
         self._require_started()
         if idempotency_key is not None:
@@ -245,13 +259,17 @@ class LocalBackend:
         digest = hashlib.sha256(
             json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
         ).hexdigest()
-        if digest not in self._plans:
-            # Validated once per pipeline version; its plan is kept, so later runs skip this.
-            report = validate_pipeline(pipeline, self.registry)
-            if report.errors:
-                raise PipelineValidationError(report.errors)
+        plan = self._plans.get(digest)
+        if plan is None:
+            # Validated and compiled once per pipeline version, and kept, so later runs skip
+            # this. A large pipeline in a thread: thousands of steps take seconds, and the
+            # engine's other runs go on meanwhile; a small one here, in less than the hop.
+            if len(pipeline.steps) > _INLINE_PLAN_STEPS:
+                plan = await asyncio.to_thread(self._checked_plan, pipeline)
+            else:
+                plan = self._checked_plan(pipeline)
+            self._keep_plan(digest, plan)
         resolved = resolve_pipeline_params(pipeline, params or {})
-        plan = self._plan(digest, pipeline)
         now = self._clock()
         state = RunState(
             run_id=new_id(),
@@ -338,16 +356,31 @@ class LocalBackend:
         self._settle(state.run_id)
         return state.run_id
 
+    def _checked_plan(self, pipeline: PipelineSpec) -> Plan:
+        from conveyor.errors import PipelineValidationError
+        from conveyor.pipeline.validation import validate_pipeline
+
+        report = validate_pipeline(pipeline, self.registry)
+        if report.errors:
+            raise PipelineValidationError(report.errors)
+        return self._compile(pipeline)
+
+    def _compile(self, pipeline: PipelineSpec) -> Plan:
+        metas = {step.action: self.registry.get(step.action).meta for step in pipeline.steps}
+        return Plan.compile(pipeline, metas, max_for_each_items=self.settings.max_for_each_items)
+
+    def _keep_plan(self, digest: str, plan: Plan) -> None:
+        if len(self._plans) > 512:
+            self._plans.pop(next(iter(self._plans)))
+        self._plans[digest] = plan
+
     def _plan(self, digest: str, pipeline: PipelineSpec | None = None) -> Plan:
         plan = self._plans.get(digest)
         if plan is None:
             if pipeline is None:
                 pipeline = PipelineSpec.model_validate(self.store.pipeline_document(digest))
-            metas = {step.action: self.registry.get(step.action).meta for step in pipeline.steps}
-            plan = Plan.compile(pipeline, metas)
-            if len(self._plans) > 512:
-                self._plans.pop(next(iter(self._plans)))
-            self._plans[digest] = plan
+            plan = self._compile(pipeline)
+            self._keep_plan(digest, plan)
         return plan
 
     # ------------------------------------------------------------ reading runs
@@ -629,12 +662,25 @@ class LocalBackend:
         batch, self._inbox = self._inbox, {}
         try:
             self._apply(batch)
+        except DatabaseBusyError:
+            # Another process holds the write lock: nothing was applied. The inputs go back
+            # in front of any that arrived since, and are tried again shortly.
+            for run_id, inputs in self._inbox.items():
+                batch.setdefault(run_id, []).extend(inputs)
+            self._inbox = batch
+            if not self._busy_retry:
+                self._busy_retry = True
+                asyncio.get_running_loop().call_later(_BUSY_RETRY_SECONDS, self._retry_flush)
         except RunNotFoundError:
             pass  # An input for a run that no longer exists; nothing to apply.
         except Exception as exc:  # The engine must go on.
             for run_id in batch:  # A batch of one run: fail that run.
                 log.exception("transition_failed", run_id=run_id)
                 self._fail_internally(run_id, exc)
+
+    def _retry_flush(self) -> None:
+        self._busy_retry = False
+        self._schedule_flush()
 
     def _fail_internally(self, run_id: str, exc: BaseException) -> None:
         """A transition raised (a defect, not a step failure): end the run FAILED, visibly.
@@ -651,6 +697,7 @@ class LocalBackend:
                 state.error = f"internal error: {type(exc).__name__}: {exc}"
                 state.finished_at = self._clock()
                 state.run_dirty = True
+                _close_open_steps(state, state.error, state.finished_at)
                 self.store.save_state(state)
         except Exception:
             log.exception("internal_failure_not_recorded", run_id=run_id)
@@ -919,6 +966,8 @@ class LocalBackend:
                     eventlog.expire(self.store, now)
                 if now - self._last_checkpoint > _CHECKPOINT_SECONDS:
                     self._checkpoint()
+            except DatabaseBusyError:
+                pass  # Another process writes; the next pass does this.
             except Exception:
                 log.exception("maintenance_failed")
             await asyncio.sleep(_MAINTENANCE_SECONDS)
@@ -979,6 +1028,25 @@ class _OutputsView(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return sum(1 for step in self._steps.values() if step.outputs is not None)
+
+
+def _close_open_steps(state: RunState, reason: str, now: float) -> None:
+    """Close every step a failed run left open, so none is shown pending or waiting.
+
+    A unit that had started is FAILED; one that never ran is SKIPPED.
+    """
+    for step in state.steps.values():
+        if step.status.is_terminal:
+            continue
+        for unit in [step, *(step.items or [])]:
+            if unit.status.is_terminal:
+                continue
+            unit.status = StepStatus.FAILED if unit.attempt else StepStatus.SKIPPED
+            unit.finished_at = now
+            state.touch(unit)
+        step.status = StepStatus.FAILED if step.attempt or step.items else StepStatus.SKIPPED
+        step.reason = reason
+        state.touch(step)
 
 
 def _copy_step(step: StepState) -> StepState:

@@ -22,7 +22,7 @@ import orjson
 
 from conveyor.backends.local.sql import Q, migrations
 from conveyor.engine.state import RunState, RunStatus, StepState, UnitState
-from conveyor.errors import EngineBusyError, RunNotFoundError
+from conveyor.errors import DatabaseBusyError, EngineBusyError, RunNotFoundError
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
@@ -65,9 +65,25 @@ _WAL_SIZE_LIMIT = 16 * 1024 * 1024
 class Store:
     """SQLite persistence of runs, units, waits, timers, events and the inbox."""
 
-    def __init__(self, path: str | Path, *, synchronous: Synchronous = "NORMAL") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: Synchronous = "NORMAL",
+        busy_timeout: float = 10.0,
+    ) -> None:
+        """A store of the SQLite file `path` (opened by `open()`).
+
+        Args:
+            path: The database file.
+            synchronous: SQLite's `synchronous` pragma.
+            busy_timeout: How long a write waits for another process's write lock before
+                `DatabaseBusyError`. A store used on an event loop keeps this short: the
+                wait blocks the thread, and the loop with it.
+        """
         self.path = Path(path)
         self.synchronous = synchronous
+        self.busy_timeout = busy_timeout
         self._db: sqlite3.Connection | None = None
         self._checkpointer: sqlite3.Connection | None = None
         self._depth = 0
@@ -90,8 +106,9 @@ class Store:
         # NORMAL in WAL mode: a commit survives the process being killed; only an OS crash or
         # power loss can drop the last commits. FULL also survives those, at an fsync a commit.
         db.execute(f"PRAGMA synchronous={self.synchronous}")
-        # Another process (the CLI) may hold the write lock for a moment: wait, don't fail.
-        db.execute("PRAGMA busy_timeout=10000")
+        # Another process (the CLI) may hold the write lock for a moment: wait, don't fail,
+        # for as long as the owner of this store can afford to block.
+        db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
         db.execute("PRAGMA foreign_keys=ON")
         # The engine keeps one run's failure from undoing a batch with savepoints, and SQLite
         # keeps what a savepoint would restore in a temporary file by default: a write call
@@ -181,7 +198,14 @@ class Store:
             finally:
                 self._depth -= 1
             return
-        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+                raise DatabaseBusyError(
+                    f"the database {self.path} is locked by another process; try again"
+                ) from exc
+            raise
         self._depth = 1
         try:
             yield db

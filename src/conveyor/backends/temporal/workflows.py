@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         transition,
     )
     from conveyor.pipeline.spec import PipelineSpec
+    from conveyor.pipeline.template_limits import untimed
     from conveyor.runs import RunView
 
 UnitKey = tuple[str, int | None]
@@ -203,7 +204,8 @@ class RunWorkflow:
         state, plan = self._state, self._plan
         assert state is not None and plan is not None
         now = workflow.now().timestamp()
-        commands = transition(plan, state, message, now)
+        with untimed():  # A replay must decide as the first run did.
+            commands = transition(plan, state, message, now)
         for kind, step_id, index, data in timeline.changes(state, plan.rank):
             self._timeline.append(
                 {
