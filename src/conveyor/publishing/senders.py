@@ -39,7 +39,7 @@ class WebhookSender(HttpClientOwner):
 
     def __init__(self, settings: Settings, client: httpx.AsyncClient | None = None) -> None:
         """Make a sender that follows `settings`' outbound policy and timeout."""
-        super().__init__(client)
+        super().__init__(client, settings=settings)
         self.settings = settings
 
     async def send(self, url: str, secret: str, body: bytes, headers: Mapping[str, str]) -> None:
@@ -70,6 +70,9 @@ class WebhookSender(HttpClientOwner):
                 headers=all_headers,
                 timeout=httpx.Timeout(self.settings.publish_timeout_seconds),
             )
+        except BlockedAddressError as exc:
+            # The name resolved to a refused address when connecting (DNS rebinding).
+            raise DeliveryError(str(exc), permanent=True) from exc
         except httpx.TimeoutException as exc:
             raise DeliveryError(
                 f"timed out after {self.settings.publish_timeout_seconds:g} s"
