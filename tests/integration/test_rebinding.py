@@ -147,7 +147,9 @@ async def test_a_webhook_delivery_is_refused_when_the_name_is_rebound(
     sender = WebhookSender(SETTINGS)
     try:
         with pytest.raises(DeliveryError) as caught:
-            await sender.send(f"http://{NAME}:{allowed.port}/hook", "s" * 16, b"{}", {})
+            await sender.send(
+                f"http://{NAME}:{allowed.port}/hook", "s" * 16, b"{}", msg_id="d1", timestamp=1
+            )
     finally:
         await sender.aclose()
     assert caught.value.permanent

@@ -42,8 +42,18 @@ class WebhookSender(HttpClientOwner):
         super().__init__(client, settings=settings)
         self.settings = settings
 
-    async def send(self, url: str, secret: str, body: bytes, headers: Mapping[str, str]) -> None:
-        """Post `body` to `url`, signed with `secret`.
+    async def send(
+        self,
+        url: str,
+        secret: str,
+        body: bytes,
+        *,
+        msg_id: str,
+        timestamp: int,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Post `body` to `url` as delivery `msg_id` at `timestamp`, signed with `secret`
+        (the Standard Webhooks headers of `conveyor.publishing.signing`).
 
         The URL is checked again on every attempt: the policy may have changed since the run
         started, and so may what its host name resolves to.
@@ -60,8 +70,8 @@ class WebhookSender(HttpClientOwner):
             raise DeliveryError(str(exc)) from exc
         all_headers = {
             "Content-Type": "application/json",
-            signing.SIGNATURE_HEADER: signing.sign(secret, body),
-            **headers,
+            **signing.signed_headers(secret, msg_id, timestamp, body),
+            **(headers or {}),
         }
         try:
             response = await self.client.post(
