@@ -21,6 +21,7 @@ import pytest
 import trustme
 
 from conveyor.actions import ActionRegistry
+from conveyor.actions.invokers import DirectHttpInvoker
 from conveyor.actions.network import parse_address
 from conveyor.actions.outbound import guarded_client
 from conveyor.backends.local import LocalBackend
@@ -185,3 +186,22 @@ async def test_tls_keeps_the_name_for_sni_and_verification(
             with pytest.raises(httpx.ConnectError, match="certificate"):
                 await client.get(f"https://other.test:{server.port}/")
         assert len(server.requests) == 1
+
+
+async def test_an_invoker_connects_to_the_address_it_resolved_for_its_configured_host(
+    servers: tuple[HttpTestServer, HttpTestServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    allowed, internal = servers
+    # The operator's own service name is trusted whatever it resolves to, but it is still
+    # resolved once per connection, and that connection is what the request uses.
+    resolver = Resolver(monkeypatch, {"billing.test": [ALLOWED, INTERNAL]})
+    invoker = DirectHttpInvoker({"billing": f"http://billing.test:{allowed.port}"})
+    try:
+        first = await invoker.invoke("billing", "invoices", http_method="GET")
+        second = await invoker.invoke("billing", "invoices", http_method="GET")
+    finally:
+        await invoker.aclose()
+    assert first == second == {"from": "allowed"}
+    assert resolver.lookups["billing.test"] == 1
+    assert [r.header("host") for r in allowed.requests] == [f"billing.test:{allowed.port}"] * 2
+    assert internal.requests == []
