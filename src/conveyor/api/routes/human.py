@@ -68,8 +68,9 @@ class SubmissionReceipt(BaseModel):
     index: int | None = None
     event_id: str = Field(description="The id of the event that carried the decision.")
     delivery: RouteStatus = Field(
-        description="`routed` (delivered to the step), `duplicate` (this very answer was "
-        "delivered before) or, on Temporal, `accepted` (handed to the step's mailbox)."
+        description="`routed` (delivered to the step) or, on Temporal, `accepted` (handed to "
+        "the step's mailbox). The same answer sent again is answered as the first was, with "
+        "the header `Idempotent-Replayed: true`."
     )
     decision: str
     decided_by: str
