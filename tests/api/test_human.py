@@ -352,6 +352,8 @@ async def test_each_item_of_a_for_each_approval_is_answered_by_index(
         (0, "Deploy to eu?"),
         (1, "Deploy to us?"),
     ]
+    pending = (await http.get("/requests")).json()["items"]
+    assert [(r["run_id"], r["index"]) for r in pending] == [(run_id, 0), (run_id, 1)]
     whole = await http.post(f"/runs/{run_id}/requests/ask", json={"decision": "approve"})
     assert whole.status_code == 404
     assert "asks once per item" in whole.json()["error"]["message"]

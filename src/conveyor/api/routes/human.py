@@ -30,6 +30,7 @@ from conveyor.api.deps import Principal, Reader, ServiceDep, Writer
 from conveyor.api.errors import AUTHED, ApiError, FieldError, not_found, responses
 from conveyor.api.models import Limit, Offset, Page
 from conveyor.api.service import Service
+from conveyor.errors import RunNotFoundError
 from conveyor.events import RouteStatus
 from conveyor.human import (
     InputRequest,
@@ -50,7 +51,7 @@ from conveyor.runs import ItemView, RunView, StepView
 router = APIRouter(tags=["human input"])
 
 SCAN_LIMIT = 10_000
-"""The most running runs `GET /requests` looks through for open requests."""
+"""The most waiting runs `GET /requests` looks through for open requests."""
 REPLAYED_HEADER = "Idempotent-Replayed"
 """Set (``true``) on the answer to a decision that repeats one already taken."""
 
@@ -122,16 +123,20 @@ class PendingRequest(InputRequest):
 async def pending_requests(
     service: ServiceDep, principal: Reader, limit: Limit = 50, offset: Offset = 0
 ) -> Page[PendingRequest]:
-    """Every open request the key's owner may decide ("my pending approvals"), oldest run first.
+    """Every open request the key's owner may decide ("my pending approvals").
+
+    The runs waiting longest come first.
 
     That is each request naming the owner in `approvers`, whoever's run it is, and each
     request naming no approvers in a run the key can see (its owner's; every run for an
     admin key). Answer one at `POST /runs/{run_id}/requests/{step_id}`.
     """
     found: list[PendingRequest] = []
-    runs = await service.engine.list_runs(status=["running"], limit=SCAN_LIMIT)
-    for summary in reversed(runs):
-        view = await service.engine.get(summary.run_id)
+    for run_id in await service.engine.waiting_runs(SCAN_LIMIT):
+        try:
+            view = await service.engine.get(run_id)
+        except RunNotFoundError:
+            continue  # Gone since it was listed.
         for request in await _open_in(service, view):
             if may_decide(principal, view.owner, request):
                 found.append(
@@ -146,6 +151,9 @@ async def pending_requests(
 
 
 async def _open_in(service: Service, view: RunView) -> list[InputRequest]:
+    units = [unit for step in view.steps for unit in (step, *(step.items or ()))]
+    if not any(unit.status is StepStatus.WAITING for unit in units):
+        return []  # Nothing can be open: the pipeline need not be read.
     document = await service.engine.pipeline_document(view.run_id)
     return open_requests(view, step_actions(document), step_params(document))
 
