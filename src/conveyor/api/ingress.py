@@ -80,6 +80,10 @@ def read_events(
     document = parse_json(body)
     if isinstance(document, list):
         return _batch(document, kind, paths), True
+    if kind == _BATCH:
+        raise _invalid(
+            [FieldError(path="", message=f"a batch is a JSON array, not {_json_type(document)}")]
+        )
     return [_structured_or_plain(document, kind == _STRUCTURED, paths, "")], False
 
 
