@@ -6,11 +6,13 @@ or ``CONVEYOR_QUEUES='{"gpu": 1}'``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -67,6 +69,9 @@ class Settings(BaseSettings):
     """How many deliveries are in flight at once (each target gets one at a time)."""
     publish_max_output_bytes: int = Field(default=16 * 1024, ge=0)
     """Outputs larger than this (as JSON) are left out of lifecycle messages."""
+    secrets_key: SecretStr | None = None
+    """The Fernet key(s) webhook secrets are encrypted with in the database, comma separated
+    (the first encrypts); a key file beside the database when unset (docs/security.md)."""
 
     # Outbound HTTP from actions.
     allow_private_networks: bool = False
@@ -117,6 +122,28 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     temporal_task_queue_prefix: str = "conveyor"
+
+    @field_validator("secrets_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked when read, so a wrong key stops the start with one line, not a delivery later.
+        if value is None:
+            return value
+        keys = [part.strip() for part in value.get_secret_value().split(",") if part.strip()]
+        if not keys:
+            raise ValueError("give at least one Fernet key")
+        for position, key in enumerate(keys, 1):
+            try:
+                raw = base64.urlsafe_b64decode(key.encode())
+            except (ValueError, binascii.Error):
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError(
+                    f"key {position} is not a Fernet key (32 bytes in URL-safe base64; make one "
+                    'with python -c "from cryptography.fernet import Fernet; '
+                    'print(Fernet.generate_key().decode())")'
+                )
+        return value
 
     @model_validator(mode="after")
     def _temporal_installed(self) -> Settings:

@@ -76,10 +76,16 @@ def read_path(document: Any, path: str) -> Any:
 
 def correlation_id_of(document: Mapping[str, Any], paths: Sequence[str]) -> str | None:
     """The first non-empty scalar found at `paths`, as a string."""
+    path = correlation_path_of(document, paths)
+    return None if path is None else str(read_path(document, path))
+
+
+def correlation_path_of(document: Mapping[str, Any], paths: Sequence[str]) -> str | None:
+    """The first of `paths` that holds a non-empty scalar (where the correlation id is)."""
     for path in paths:
         value = read_path(document, path)
         if isinstance(value, str | int) and not isinstance(value, bool) and str(value) != "":
-            return str(value)
+            return path
     return None
 
 

@@ -7,7 +7,12 @@ event on the step's correlation id, so it is stored before it is applied and app
 
     requests = open_requests(view, step_actions(document))
     problems = submission_problems(request, submission)   # [] or (path, message) pairs
-    event = decision_event(request, submission, decided_by="alice")
+    event = decision_event(request.correlation_id, submission, decided_by="alice")
+
+Only the human-input routes may speak for a person. An event from outside (``POST /events``,
+CloudEvents, Dapr deliveries) could otherwise name an approval's correlation id and a
+``decided_by`` of its choosing, so the ingress refuses everything in the decisions' namespace
+(`reserved_problems`): a correlation id starting with ``human:``, a decision's event id or type.
 """
 
 from __future__ import annotations
@@ -22,7 +27,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from conveyor.actions import StepStatus
-from conveyor.actions.builtin.approval import DECISION_EVENT_TYPE, form_problems
+from conveyor.actions.builtin.approval import (
+    CORRELATION_PREFIX,
+    DECISION_EVENT_TYPE,
+    form_problems,
+)
 from conveyor.events import Event
 from conveyor.runs import ItemView, RunView, StepView
 
@@ -34,8 +43,12 @@ __all__ = [
     "Submission",
     "asks_for_input",
     "decision_event",
+    "is_same_decision",
+    "named_approvers",
     "open_requests",
+    "recorded_decision",
     "request_of",
+    "reserved_problems",
     "step_actions",
     "step_params",
     "submission_problems",
@@ -216,10 +229,41 @@ def submission_problems(request: InputRequest, submission: Submission) -> list[t
     return form_problems(request.form, submission.data)
 
 
-def decision_event(request: InputRequest, submission: Submission, decided_by: str) -> Event:
+def recorded_decision(unit: StepView | ItemView) -> dict[str, Any] | None:
+    """The decision a step (or item) took, as its outputs keep it; None when it took none.
+
+    An approval keeps it in its outputs; a ``wait_for_event`` keeps the event's data, whose
+    keys are the same, under ``event``.
+    """
+    outputs = unit.outputs if isinstance(unit.outputs, dict) else {}
+    for found in (outputs, outputs.get("event")):
+        if isinstance(found, dict) and found.get("decision") in tuple(Decision):
+            return found
+    return None
+
+
+def named_approvers(unit: StepView | ItemView) -> list[str]:
+    """The approvers the unit's request named, open or already decided."""
+    outputs = unit.outputs if isinstance(unit.outputs, dict) else {}
+    request = outputs.get("request")
+    approvers = request.get("approvers") if isinstance(request, dict) else None
+    return [a for a in approvers if isinstance(a, str)] if isinstance(approvers, list) else []
+
+
+def is_same_decision(recorded: Mapping[str, Any], submission: Submission, decided_by: str) -> bool:
+    """Whether `submission` by `decided_by` is the decision already `recorded` (a repeat)."""
+    return (
+        recorded.get("decision") == submission.decision.value
+        and (recorded.get("data") or {}) == submission.data
+        and recorded.get("comment") == submission.comment
+        and recorded.get("decided_by") == decided_by
+    )
+
+
+def decision_event(correlation_id: str, submission: Submission, decided_by: str) -> Event:
     """The event that carries a person's decision to the waiting step.
 
-    Its id is derived from the request and the submission, so sending the same answer twice
+    Its id is derived from the correlation id and the submission, so sending the same answer twice
     (a retried request, a double click) applies it once. Besides the decision it carries a
     ``status`` (``COMPLETED`` or ``FAILED``) and ``message``, which is what a plain
     ``wait_for_event`` step reads.
@@ -235,13 +279,45 @@ def decision_event(request: InputRequest, submission: Submission, decided_by: st
     if rejected:
         reason = f": {submission.comment}" if submission.comment else ""
         data["message"] = f"rejected by {decided_by}{reason}"
-    digest = hashlib.sha256(
-        json.dumps([request.correlation_id, data], sort_keys=True, default=str).encode()
-    ).hexdigest()[:32]
     return Event(
-        id=f"{DECISION_EVENT_TYPE}:{digest}",
+        id=_event_id(correlation_id, data),
         type=DECISION_EVENT_TYPE,
         source=f"conveyor.api:{decided_by}",
         data=data,
-        correlation_id=request.correlation_id,
+        correlation_id=correlation_id,
     )
+
+
+def _event_id(correlation_id: str, data: Mapping[str, Any]) -> str:
+    digest = hashlib.sha256(
+        json.dumps([correlation_id, data], sort_keys=True, default=str).encode()
+    ).hexdigest()[:32]
+    return f"{DECISION_EVENT_TYPE}:{digest}"
+
+
+ANSWER_ROUTE = "/runs/{run_id}/requests/{step_id}"
+"""Where a person's decision is sent (with the key that says who decides)."""
+
+
+def reserved_problems(event: Event, correlation_path: str | None) -> list[tuple[str, str]]:
+    """Why an event from outside may not be accepted, as (path, message); [] when it may.
+
+    Args:
+        event: The event as read from a request.
+        correlation_path: Where in the request its correlation id was read from.
+    """
+    found = []
+    where = f"decisions are sent to {ANSWER_ROUTE}, not as events"
+    if event.correlation_id is not None and event.correlation_id.startswith(CORRELATION_PREFIX):
+        found.append(
+            (
+                correlation_path or "correlation_id",
+                f"correlation ids starting with {CORRELATION_PREFIX!r} belong to approval "
+                f"steps; {where}",
+            )
+        )
+    if event.id.startswith(f"{DECISION_EVENT_TYPE}:"):
+        found.append(("id", f"ids starting with '{DECISION_EVENT_TYPE}:' are reserved; {where}"))
+    if event.type == DECISION_EVENT_TYPE:
+        found.append(("type", f"the type {DECISION_EVENT_TYPE!r} is reserved; {where}"))
+    return found

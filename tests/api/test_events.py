@@ -186,6 +186,15 @@ async def test_a_batch_answers_a_receipt_each(anon: httpx.AsyncClient) -> None:
     )
     assert ce_batch.status_code == 202
     assert [r["event_id"] for r in ce_batch.json()] == ["b-3"]
+    not_a_batch = await _post(
+        anon,
+        json.dumps({**batch[1], "id": "b-4"}),
+        headers={"content-type": "application/cloudevents-batch+json"},
+    )
+    assert not_a_batch.status_code == 422, not_a_batch.text
+    assert not_a_batch.json()["error"]["fields"] == [
+        {"path": "", "message": "a batch is a JSON array, not an object"}
+    ]
 
 
 async def test_dapr_subscription_and_delivery(

@@ -234,17 +234,36 @@ async def test_nothing_open_is_404(http: httpx.AsyncClient) -> None:
         assert words in response.json()["error"]["message"]
 
 
-async def test_answering_a_step_that_no_longer_waits_is_409(
+async def test_the_same_decision_again_is_the_first_answer_and_another_is_409(
     http: httpx.AsyncClient, service: Service
 ) -> None:
     run_id = await _start(http, release())
     await _requests(http, run_id)
     answer = {"decision": "approve", "data": {"ticket": "T-1"}}
-    assert (await http.post(f"/runs/{run_id}/requests/ask", json=answer)).status_code == 200
-    await service.backend.wait(run_id, timeout=15)
+    first = await http.post(f"/runs/{run_id}/requests/ask", json=answer)
+    assert first.status_code == 200, first.text
+    assert "idempotent-replayed" not in first.headers
+    run = await service.backend.wait(run_id, timeout=15)
+    timeline = len(await service.backend.timeline(run_id))
+
     again = await http.post(f"/runs/{run_id}/requests/ask", json=answer)
-    assert again.status_code == 409
-    assert again.json()["error"]["message"] == "step ask is completed; it no longer waits for input"
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+
+    for other, words in [
+        ({"decision": "reject"}, "admin chose 'approve'; a decision cannot be changed"),
+        (
+            {"decision": "approve", "data": {"ticket": "T-2"}},
+            "admin chose 'approve' with other data or comment; a decision cannot be changed",
+        ),
+    ]:
+        changed = await http.post(f"/runs/{run_id}/requests/ask", json=other)
+        assert changed.status_code == 409, changed.text
+        assert changed.json()["error"]["message"] == f"step ask was already decided: {words}"
+    # Nothing was applied again: the run and its timeline are as the first answer left them.
+    assert service.backend.view(run_id) == run
+    assert len(await service.backend.timeline(run_id)) == timeline
 
     cancelled = await _start(http, release())
     await _requests(http, cancelled)
@@ -333,6 +352,8 @@ async def test_each_item_of_a_for_each_approval_is_answered_by_index(
         (0, "Deploy to eu?"),
         (1, "Deploy to us?"),
     ]
+    pending = (await http.get("/requests")).json()["items"]
+    assert [(r["run_id"], r["index"]) for r in pending] == [(run_id, 0), (run_id, 1)]
     whole = await http.post(f"/runs/{run_id}/requests/ask", json={"decision": "approve"})
     assert whole.status_code == 404
     assert "asks once per item" in whole.json()["error"]["message"]

@@ -27,8 +27,8 @@ from conveyor.api import Service, create_app
 from conveyor.api.keys import create_key
 from conveyor.config import Settings
 from conveyor.publishing import (
-    DELIVERY_HEADER,
     EVENT_HEADER,
+    ID_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     backoff_seconds,
@@ -37,6 +37,7 @@ from conveyor.publishing import (
     verify,
 )
 from conveyor.publishing.outbox import Outbox
+from conveyor.publishing.signing import signed_headers
 from tests.api import docs
 from tests.api.live import client_for, serve
 
@@ -82,7 +83,7 @@ class Receiver:
                 await asyncio.sleep(self.delay)
             if self.down or self.requests <= self.fail_first:
                 return Response("not now", status_code=503)
-            if not verify(self.secret, body, request.headers.get(SIGNATURE_HEADER)):
+            if not verify(self.secret, body, request.headers):
                 self.bad_signatures += 1
                 return Response(status_code=401)
             self.messages.append(json.loads(body))
@@ -204,7 +205,8 @@ async def test_a_runs_lifecycle_arrives_in_order_and_signed(
         assert receiver.messages[4]["outputs"] == {"greeting": "hello Ada"}
         assert last["status"] == "completed" and last["outputs"] == {"greeting": "hello Ada"}
         for message, headers in zip(receiver.messages, receiver.headers, strict=True):
-            assert headers[DELIVERY_HEADER.lower()] == message["delivery_id"]
+            assert headers[ID_HEADER] == message["delivery_id"]
+            assert headers[SIGNATURE_HEADER].startswith("v1,")
             assert headers[EVENT_HEADER.lower()] == message["type"]
             assert abs(int(headers[TIMESTAMP_HEADER.lower()]) - time.time()) < 60
             assert message["id"] == f"{run['run_id']}:{message['seq']}"
@@ -568,9 +570,9 @@ async def test_a_url_refused_when_sent_fails_at_once(
 
 def test_the_publishing_package_exports_exactly_these_names() -> None:
     assert conveyor.publishing.__all__ == [
-        "DELIVERY_HEADER",
         "EVENT_HEADER",
         "EVENT_TYPES",
+        "ID_HEADER",
         "SIGNATURE_HEADER",
         "TIMESTAMP_HEADER",
         "CallbackTopic",
@@ -624,18 +626,39 @@ async def test_a_run_without_targets_has_no_deliveries(
 # ------------------------------------------------------------------ signing
 
 
-def test_a_signature_covers_the_body_and_its_send_time() -> None:
-    now = time.time()
-    body = json.dumps({"type": "conveyor.run.started", "sent_at": _iso(now)}).encode()
-    signature = sign(SECRET, body)
-    assert signature.startswith("sha256=") and len(signature) == 7 + 64
-    assert verify(SECRET, body, signature, now=now)
-    assert not verify("another-secret-entirely", body, signature, now=now)
-    assert not verify(SECRET, body.replace(b"started", b"stopped"), signature, now=now)
-    assert not verify(SECRET, body, None, now=now)
-    assert not verify(SECRET, body, signature, now=now + 301)  # A replay, too late.
-    unsigned_time = json.dumps({"type": "x"}).encode()
-    assert not verify(SECRET, unsigned_time, sign(SECRET, unsigned_time), now=now)
+def test_the_signature_is_standard_webhooks_published_test_vector() -> None:
+    # From the Standard Webhooks reference library's tests (libraries/python, test_sign_function).
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    msg_id, timestamp = "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330
+    body = b'{"test": 2432232314}'
+    expected = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    assert sign(secret, msg_id, timestamp, body) == expected
+    headers = {ID_HEADER: msg_id, TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: expected}
+    assert verify(secret, body, headers, now=timestamp)
+    # Several signatures (a secret being rotated): any one that matches will do.
+    rotated = {
+        **headers,
+        SIGNATURE_HEADER: "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= " + expected,
+    }
+    assert verify(secret, body, rotated, now=timestamp)
+
+
+def test_a_signature_covers_the_id_the_timestamp_and_the_body() -> None:
+    now = int(time.time())
+    body = json.dumps({"type": "conveyor.run.started"}).encode()
+    headers = signed_headers(SECRET, "d-1", now, body)
+    assert verify(SECRET, body, headers, now=now)
+    assert verify(SECRET, body, {k.upper(): v for k, v in headers.items()}, now=now)
+    assert not verify("another-secret-entirely", body, headers, now=now)
+    assert not verify(SECRET, body.replace(b"started", b"stopped"), headers, now=now)
+    assert not verify(SECRET, body, {**headers, ID_HEADER: "d-2"}, now=now)
+    # The timestamp is signed: moving it forward to pass the window breaks the signature.
+    assert not verify(SECRET, body, {**headers, TIMESTAMP_HEADER: str(now + 400)}, now=now + 400)
+    assert not verify(SECRET, body, headers, now=now + 301)  # A replay, too late.
+    assert not verify(SECRET, body, headers, now=now - 301)
+    for missing in (ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER):
+        assert not verify(SECRET, body, {k: v for k, v in headers.items() if k != missing})
+    assert not verify(SECRET, body, {**headers, TIMESTAMP_HEADER: "soon"}, now=now)
 
 
 def test_backoff_doubles_up_to_its_cap(tmp_path: Path) -> None:
@@ -643,12 +666,6 @@ def test_backoff_doubles_up_to_its_cap(tmp_path: Path) -> None:
         db_path=tmp_path / "x.db", publish_backoff_seconds=1, publish_max_backoff_seconds=5
     )
     assert [backoff_seconds(n, settings) for n in range(1, 6)] == [1, 2, 4, 5, 5]
-
-
-def _iso(now: float) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(now, tz=UTC).isoformat()
 
 
 @pytest.fixture(autouse=True)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -141,8 +142,23 @@ class HttpTestServer:
     not.
     """
 
-    def __init__(self) -> None:
-        """Make a server; it listens once started (`start()` or ``with``)."""
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+    ) -> None:
+        """Make a server; it listens once started (`start()` or ``with``).
+
+        Args:
+            host: The loopback address to listen on (any of 127.0.0.0/8).
+            port: The port; a free one when 0.
+            tls: Serve HTTPS with this server-side context; the names clients asked for
+                (TLS SNI) are recorded in `server_names`.
+        """
+        if not host.startswith("127."):
+            raise ValueError(f"a test server listens on loopback only, not {host!r}")
+        self.host = host
+        self._port = port
+        self._tls = tls
+        self.server_names: list[str | None] = []
         self.requests: list[RecordedRequest] = []
         self._routes: list[_Route] = []
         self._lock = threading.Lock()
@@ -157,7 +173,10 @@ class HttpTestServer:
         """Listen on a free port of 127.0.0.1 and serve in a background thread."""
         if self._server is not None:
             return self
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
+        server = ThreadingHTTPServer((self.host, self._port), _handler_class(self))
+        if self._tls is not None:
+            self._tls.sni_callback = lambda _sock, name, _ctx: self.server_names.append(name)
+            server.socket = self._tls.wrap_socket(server.socket, server_side=True)
         # Handler threads may be sleeping out a delay when the test ends; they must not keep
         # the process (or stop()) waiting.
         server.daemon_threads = True
@@ -202,7 +221,8 @@ class HttpTestServer:
     @property
     def url(self) -> str:
         """Its base URL, ``http://127.0.0.1:<port>`` (no trailing slash)."""
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def url_for(self, path: str) -> str:
         """The full URL of `path` on this server."""

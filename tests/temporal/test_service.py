@@ -252,14 +252,23 @@ async def test_an_approval_is_listed_and_approved(http: httpx.AsyncClient) -> No
                 break
             await asyncio.sleep(0.2)
     assert [(r["step_id"], r["title"]) for r in requests["items"]] == [("ask", "Ship it?")]
+    pending = (await http.get("/requests")).json()["items"]
+    assert (run["run_id"], "ask") in [(r["run_id"], r["step_id"]) for r in pending]
     answer = await http.post(f"/runs/{run['run_id']}/requests/ask", json={"decision": "approve"})
     assert answer.status_code in (200, 202), answer.text
     assert answer.json()["delivery"] == "accepted"
     done = await _ended(http, run["run_id"])
     assert done["status"] == "completed"
     assert done["outputs"] == {"by": "admin"}
-    late = await http.post(f"/runs/{run['run_id']}/requests/ask", json={"decision": "approve"})
+    again = await http.post(f"/runs/{run['run_id']}/requests/ask", json={"decision": "approve"})
+    assert again.status_code == 200, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert (again.json()["delivery"], again.json()["step_status"]) == ("accepted", "completed")
+    late = await http.post(f"/runs/{run['run_id']}/requests/ask", json={"decision": "reject"})
     assert late.status_code == 409
+    assert "already decided: admin chose 'approve'" in late.json()["error"]["message"]
+    mine = (await http.get("/requests")).json()
+    assert run["run_id"] not in [r["run_id"] for r in mine["items"]]
 
 
 async def test_the_run_stream_delivers_entries_and_ends(

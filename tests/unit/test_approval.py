@@ -338,10 +338,12 @@ def test_the_same_answer_makes_the_same_event_and_another_a_new_one() -> None:
     request = _request()
     yes = Submission(decision=Decision.APPROVE, data={"ticket": "T"}, comment="ok")
 
-    first = decision_event(request, yes, decided_by="ann")
-    again = decision_event(request, yes, decided_by="ann")
-    other = decision_event(request, yes, decided_by="bob")
-    no = decision_event(request, Submission(decision=Decision.REJECT, comment="x"), "ann")
+    first = decision_event(request.correlation_id, yes, decided_by="ann")
+    again = decision_event(request.correlation_id, yes, decided_by="ann")
+    other = decision_event(request.correlation_id, yes, decided_by="bob")
+    no = decision_event(
+        request.correlation_id, Submission(decision=Decision.REJECT, comment="x"), "ann"
+    )
 
     assert first.id == again.id != other.id
     assert first.correlation_id == "c-1"
@@ -371,7 +373,7 @@ async def test_a_decision_survives_a_restart_and_is_applied_once(tmp_path: Path)
     async with LocalBackend(registry, settings) as backend:
         [request] = open_requests(backend.view(run_id), {"ask": "approval"})
         yes = Submission(decision=Decision.APPROVE, data={"ticket": "T-2", "reviewers": []})
-        event = decision_event(request, yes, decided_by="ann")
+        event = decision_event(request.correlation_id, yes, decided_by="ann")
         first = await backend.send_event(event)
         second = await backend.send_event(event)
         run = await backend.wait(run_id, timeout=15)
@@ -400,8 +402,12 @@ def test_the_human_module_exports_exactly_these_names() -> None:
         "Submission",
         "asks_for_input",
         "decision_event",
+        "is_same_decision",
+        "named_approvers",
         "open_requests",
+        "recorded_decision",
         "request_of",
+        "reserved_problems",
         "step_actions",
         "step_params",
         "submission_problems",

@@ -14,21 +14,23 @@ it is JSON, text otherwise, None for an empty body. Every failure is a `ServiceI
 that says which call failed and how: the status and error body of a non-2xx answer, the timeout,
 or the URL that refused the connection.
 
-Service URLs come from the operator's configuration, not from pipelines, so these calls are not
-put through the outbound guard of `conveyor.actions.network`.
+Service URLs come from the operator's configuration, not from pipelines, so their hosts are
+allowed whatever address they have; the client is still a guarded one
+(`conveyor.actions.outbound`), so nothing else is reached through it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
 from conveyor.actions._services import ServiceInvoker
+from conveyor.actions.outbound import guarded_client
 from conveyor.errors import ServiceInvocationError
 
 if TYPE_CHECKING:
@@ -61,6 +63,11 @@ def describe_body(body: Any) -> str:
     return text
 
 
+def hosts_of(urls: Iterable[str]) -> list[str]:
+    """The hosts of `urls` (those that have one)."""
+    return [host for url in urls if (host := urlsplit(url).hostname)]
+
+
 def _seconds(value: float) -> str:
     return f"{value:g}"
 
@@ -68,14 +75,26 @@ def _seconds(value: float) -> str:
 class HttpClientOwner:
     """Holds one pooled `httpx.AsyncClient`, made here or lent by the caller.
 
-    A lent client is left open by `aclose()`: whoever made it closes it.
+    A lent client is left open by `aclose()`: whoever made it closes it. A client made here is
+    a guarded one (`conveyor.actions.outbound.guarded_client`) that also allows the hosts of
+    `configured` URLs, the operator's own.
     """
 
-    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient | None = None,
+        *,
+        settings: Settings | None = None,
+        configured: Iterable[str] = (),
+    ) -> None:
         self._owns_client = client is None
         # Redirects are not followed: a service that redirects is answered as it answered,
         # and a redirect could lead a request somewhere its configuration never named.
-        self._client = client if client is not None else httpx.AsyncClient(follow_redirects=False)
+        self._client = (
+            client
+            if client is not None
+            else guarded_client(settings, allowed=hosts_of(configured), follow_redirects=False)
+        )
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -169,15 +188,20 @@ class DirectHttpInvoker(HttpClientOwner):
     """
 
     def __init__(
-        self, base_urls: Mapping[str, str], *, client: httpx.AsyncClient | None = None
+        self,
+        base_urls: Mapping[str, str],
+        *,
+        client: httpx.AsyncClient | None = None,
+        settings: Settings | None = None,
     ) -> None:
         """Make an invoker for the services in `base_urls`.
 
         Args:
             base_urls: App id to base URL; a method path is appended to its app's base URL.
             client: A client to send through instead of one of its own (left open by `aclose`).
+            settings: The outbound policy of its own client (the environment's when None).
         """
-        super().__init__(client)
+        super().__init__(client, settings=settings, configured=base_urls.values())
         self.base_urls = {app_id: url.rstrip("/") for app_id, url in base_urls.items()}
 
     def url_for(self, app_id: str, method_path: str) -> str:
@@ -243,6 +267,7 @@ class DaprInvoker(HttpClientOwner):
         api_token: str | None = None,
         *,
         client: httpx.AsyncClient | None = None,
+        settings: Settings | None = None,
     ) -> None:
         """Make an invoker that calls through the sidecar at `endpoint`.
 
@@ -250,8 +275,9 @@ class DaprInvoker(HttpClientOwner):
             endpoint: The sidecar's HTTP address, e.g. ``http://127.0.0.1:3500``.
             api_token: Sent as the ``dapr-api-token`` header when the sidecar requires one.
             client: A client to send through instead of one of its own (left open by `aclose`).
+            settings: The outbound policy of its own client (the environment's when None).
         """
-        super().__init__(client)
+        super().__init__(client, settings=settings, configured=[endpoint])
         self.endpoint = endpoint.rstrip("/")
         self._headers = {"dapr-api-token": api_token} if api_token else {}
 
@@ -310,9 +336,11 @@ def invoker_from_settings(settings: Settings) -> ServiceInvoker:
     if settings.dapr_http_endpoint:
         token = settings.dapr_api_token
         return DaprInvoker(
-            settings.dapr_http_endpoint, token.get_secret_value() if token is not None else None
+            settings.dapr_http_endpoint,
+            token.get_secret_value() if token is not None else None,
+            settings=settings,
         )
-    return DirectHttpInvoker(settings.services)
+    return DirectHttpInvoker(settings.services, settings=settings)
 
 
 __all__ = [
@@ -321,5 +349,6 @@ __all__ = [
     "HttpClientOwner",
     "decode_body",
     "describe_body",
+    "hosts_of",
     "invoker_from_settings",
 ]

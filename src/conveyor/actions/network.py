@@ -23,9 +23,11 @@ The stdlib `ipaddress` module does the classification. The SSRF-guard packages o
 weighed against it: none is widely used, and they either wrap `requests` or patch httpcore's
 internals, while this policy has to follow Conveyor's own settings (host names and CIDR blocks).
 
-A check resolves names itself, and the HTTP client resolves them again when it connects, so a
-name whose DNS answer changes between the two (DNS rebinding) is not covered; literal addresses
-and names in ``allowed_hosts`` are.
+`check_url` resolves a name to check it, and a client would resolve it again to connect: a
+name whose DNS answer changes between the two (DNS rebinding) would pass. So the clients that
+send what pipelines name (`conveyor.actions.outbound`) connect only through
+`connect_addresses`, which resolves once, checks every address, and hands those very
+addresses to the connection; `check_url` stays the early check that names the URL.
 """
 
 from __future__ import annotations
@@ -237,6 +239,41 @@ def _check_address(address: IPAddress, via: str, url: str, allowlist: _Allowlist
         raise BlockedAddressError(f"refused {_short(url)}{via}: {reason}{_HINT}")
 
 
+async def connect_addresses(
+    host: str, port: int, settings: Settings, *, allowed: Iterable[str] = ()
+) -> list[IPAddress]:
+    """The addresses a connection to `host` may be made to: resolved once, each one checked.
+
+    Args:
+        host: The host a connection is about to be made to (a name or a literal address).
+        port: Its port (for messages).
+        settings: The outbound policy (`allow_private_networks`, `allowed_hosts`).
+        allowed: More host names or CIDR blocks to allow (a client's configured services).
+
+    Raises:
+        BlockedAddressError: the host, or an address it resolves to, is refused.
+        ServiceInvocationError: the name cannot be resolved.
+    """
+    where = f"{host}:{port}"
+    name = host.strip("[]").lower().rstrip(".")
+    literal = parse_address(name)
+    allowlist = _Allowlist.parse([*settings.allowed_hosts, *allowed])
+    trusted = settings.allow_private_networks or name in allowlist.names
+    if literal is not None:
+        if not trusted:
+            _check_address(literal, "", where, allowlist)
+        return [literal]
+    if name in METADATA_HOSTS and not trusted:
+        raise BlockedAddressError(
+            f"refused {_short(where)}: {name!r} is a cloud metadata service{_HINT}"
+        )
+    addresses = await _resolve(name, where)
+    if not trusted:
+        for address in addresses:
+            _check_address(address, f" ({name!r} resolves to {address})", where, allowlist)
+    return list(dict.fromkeys(addresses))
+
+
 async def _resolve(name: str, url: str) -> list[IPAddress]:
     try:
         infos = await asyncio.to_thread(socket.getaddrinfo, name, None, 0, socket.SOCK_STREAM)
@@ -250,7 +287,7 @@ async def _resolve(name: str, url: str) -> list[IPAddress]:
         addresses.append(address)
     if not addresses:
         raise ServiceInvocationError(f"cannot resolve {name!r} for {_short(url)}: no address")
-    return addresses
+    return list(dict.fromkeys(addresses))
 
 
 def _hosts_of(url: str) -> tuple[set[str], list[str]]:
@@ -291,5 +328,6 @@ __all__ = [
     "METADATA_HOSTS",
     "blocked_reason",
     "check_url",
+    "connect_addresses",
     "parse_address",
 ]

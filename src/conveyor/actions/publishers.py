@@ -53,7 +53,7 @@ class DaprPublisher(HttpClientOwner):
             client: A client to send through instead of one of its own (left open by `aclose`).
             timeout_seconds: How long one publish may take.
         """
-        super().__init__(client)
+        super().__init__(client, configured=[endpoint])
         self.endpoint = endpoint.rstrip("/")
         self.pubsub_name = pubsub_name
         self.timeout_seconds = timeout_seconds
@@ -112,7 +112,7 @@ class HttpPublisher(HttpClientOwner):
             client: A client to send through instead of one of its own (left open by `aclose`).
             timeout_seconds: How long one publish may take.
         """
-        super().__init__(client)
+        super().__init__(client, configured=topic_urls.values())
         self.topic_urls = dict(topic_urls)
         self.timeout_seconds = timeout_seconds
 

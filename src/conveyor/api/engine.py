@@ -81,6 +81,10 @@ class ServiceBackend(Protocol):
         """The run with its steps (RunNotFoundError when unknown)."""
         ...
 
+    async def waiting_runs(self, limit: int) -> list[str]:
+        """Runs that may have a step waiting for an event (at most `limit`), oldest first."""
+        ...
+
     async def list_runs(
         self, *, status: list[str] | None = None, limit: int = 50, offset: int = 0, **filters: Any
     ) -> list[RunSummary]:
@@ -161,6 +165,10 @@ class LocalEngine:
         """The run, read from memory (or the database for a run no longer active)."""
         return self.backend.view(run_id)
 
+    async def waiting_runs(self, limit: int) -> list[str]:
+        """The runs with a wait, from the engine's table of waits."""
+        return self.store.waiting_runs(limit)
+
     async def list_runs(
         self, *, status: list[str] | None = None, limit: int = 50, offset: int = 0, **filters: Any
     ) -> list[RunSummary]:
@@ -223,6 +231,11 @@ class TemporalEngine:
             return 0
         found = await self.backend.list_runs(status=status, limit=COUNT_CAP, **filters)
         return len(found)
+
+    async def waiting_runs(self, limit: int) -> list[str]:
+        """The running runs (Temporal keeps no table of waits), oldest first."""
+        found = await self.backend.list_runs(status=["running"], limit=limit)
+        return [summary.run_id for summary in reversed(found)]
 
     async def retry(self, run_id: str) -> str:
         """A new run (a new workflow) of the ended run."""

@@ -10,6 +10,10 @@
 
 Every problem of a request is found before any event is accepted, so a batch is taken whole
 or not at all, and each problem is named by its path (``[2].id``, ``header.ce-type``).
+
+No event read here may reach a human-input wait: an event in the namespace of people's
+decisions is refused (`conveyor.human.reserved_problems`), since only the human-input routes
+know who decides.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from pydantic import ValidationError
 
 from conveyor.api.errors import ApiError, FieldError, loc_path
 from conveyor.errors import EventError
-from conveyor.events import Event, event_from_body
+from conveyor.events import Event, correlation_path_of, event_from_body
+from conveyor.human import reserved_problems
 
 MAX_BATCH = 100
 """The most events one request may carry."""
@@ -75,6 +80,10 @@ def read_events(
     document = parse_json(body)
     if isinstance(document, list):
         return _batch(document, kind, paths), True
+    if kind == _BATCH:
+        raise _invalid(
+            [FieldError(path="", message=f"a batch is a JSON array, not {_json_type(document)}")]
+        )
     return [_structured_or_plain(document, kind == _STRUCTURED, paths, "")], False
 
 
@@ -176,11 +185,32 @@ def _binary(body: bytes, headers: Mapping[str, str], paths: Sequence[str]) -> Ev
         )
     if problems:
         raise _invalid(problems)
-    # The same envelope as structured mode, so correlation paths read `data.` alike.
-    return _event({**attributes, "data": data}, paths, "")
+    try:
+        # The same envelope as structured mode, so correlation paths read `data.` alike.
+        return _event({**attributes, "data": data}, paths, "")
+    except ApiError as exc:
+        # An attribute came from its header: name the header, as for the other problems.
+        exc.fields = [
+            FieldError(path=f"header.ce-{f.path}", message=f.message) if f.path in attributes else f
+            for f in exc.fields
+        ]
+        raise
 
 
 def _event(document: dict[str, Any], paths: Sequence[str], prefix: str) -> Event:
+    event = _read_event(document, paths, prefix)
+    refused = reserved_problems(event, correlation_path_of(document, paths))
+    if refused:
+        raise ApiError(
+            422,
+            "invalid_event",
+            "the event speaks for a person: human decisions are not accepted as events",
+            fields=[_prefixed(prefix, FieldError(path=p, message=m)) for p, m in refused],
+        )
+    return event
+
+
+def _read_event(document: dict[str, Any], paths: Sequence[str], prefix: str) -> Event:
     try:
         return event_from_body(document, paths=paths)
     except EventError as exc:

@@ -82,14 +82,23 @@ class RunStart(BaseModel):
 
 
 def scoped_key(owner: str | None, key: str) -> str:
-    """The engine's idempotency key for `owner`'s `key`."""
-    return f"{owner or ''}:{key}"
+    """The engine's idempotency key for `owner`'s `key`: ``{len(owner)}:{owner}:{key}``.
+
+    Owner names and keys may both contain ``:``, so the owner's length comes first: without it
+    owner ``alice`` with key ``inv:k1`` and owner ``alice:inv`` with key ``k1`` would meet.
+    """
+    return f"{_owner_prefix(owner)}{key}"
+
+
+def _owner_prefix(owner: str | None) -> str:
+    name = owner or ""
+    return f"{len(name)}:{name}:"
 
 
 def public_view(view: RunView) -> RunView:
     """`view` with its idempotency key as the caller gave it (the owner prefix taken off)."""
     key = view.idempotency_key
-    prefix = f"{view.owner or ''}:"
+    prefix = _owner_prefix(view.owner)
     if key is None or not key.startswith(prefix):
         return view
     return view.model_copy(update={"idempotency_key": key.removeprefix(prefix)})

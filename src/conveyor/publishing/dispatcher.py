@@ -37,8 +37,9 @@ from conveyor.publishing.messages import (
     utc_now_iso,
 )
 from conveyor.publishing.outbox import NewDelivery, Outbox, Pending
+from conveyor.publishing.secrets import SecretBox, SecretUnreadable
 from conveyor.publishing.senders import DeliveryError, TopicSender, WebhookSender, encode
-from conveyor.publishing.signing import DELIVERY_HEADER, EVENT_HEADER, TIMESTAMP_HEADER
+from conveyor.publishing.signing import EVENT_HEADER
 from conveyor.publishing.specs import Target, WebhookSpec
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ class Dispatcher:
         self._unsubscribe: Callable[[], None] | None = None
         self._webhooks: WebhookSender | None = None
         self._topics: TopicSender | None = None
+        self._box: SecretBox | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -93,6 +95,8 @@ class Dispatcher:
         if self._tasks:
             return
         self.outbox.migrate()
+        self._box = SecretBox.from_settings(self.settings)
+        self.outbox.seal_plain_secrets(self._box.seal)
         self._webhooks = WebhookSender(self.settings)
         self._topics = TopicSender(self.settings)
         # Run ids, not timeline entries: building entries for a listener costs the engine on
@@ -142,7 +146,7 @@ class Dispatcher:
                 i,
                 "webhook",
                 hook.url,
-                hook.secret.get_secret_value(),
+                self._secrets.seal(hook.secret.get_secret_value()),
                 list(hook.events) if hook.events is not None else None,
             )
             for i, hook in enumerate(webhooks)
@@ -297,15 +301,30 @@ class Dispatcher:
         if head.kind == "webhook":
             assert self._webhooks is not None and head.secret is not None
             body = encode({**head.message, "delivery_id": head.id, "sent_at": utc_now_iso(now)})
-            headers = {
-                DELIVERY_HEADER: head.id,
-                TIMESTAMP_HEADER: str(int(now)),
-                EVENT_HEADER: head.type,
-            }
-            await self._webhooks.send(head.address, head.secret, body, headers)
+            await self._webhooks.send(
+                head.address,
+                self._reveal(head.secret),
+                body,
+                msg_id=head.id,
+                timestamp=int(now),
+                headers={EVENT_HEADER: head.type},
+            )
         else:
             assert self._topics is not None
             await self._topics.send(head.address, cloud_event(head.message, head.id))
+
+    @property
+    def _secrets(self) -> SecretBox:
+        if self._box is None:
+            # Before `start` (a run attached while the service starts): the same key.
+            self._box = SecretBox.from_settings(self.settings)
+        return self._box
+
+    def _reveal(self, stored: str) -> str:
+        try:
+            return self._secrets.reveal(stored)
+        except SecretUnreadable as exc:
+            raise DeliveryError(str(exc), permanent=True) from exc
 
     def _record_failure(self, head: Pending, attempt: int, error: str, *, permanent: bool) -> None:
         if permanent or attempt >= self.settings.publish_max_attempts:

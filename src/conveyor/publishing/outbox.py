@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
@@ -118,6 +118,14 @@ class Outbox:
             )
             for row in rows
         ]
+
+    def seal_plain_secrets(self, seal: Callable[[str], str]) -> int:
+        """Encrypt the secrets stored before secrets were encrypted; how many there were."""
+        with self.store.transaction() as db:
+            rows = db.execute(Q["plain_secrets"]).fetchall()
+            for row in rows:
+                db.execute(Q["update_secret"], (seal(row["secret"]), row["id"]))
+        return len(rows)
 
     def cursor(self, run_id: str) -> tuple[int, bool] | None:
         """(the last timeline seq turned into deliveries, whether the run is done), or None."""

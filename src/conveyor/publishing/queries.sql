@@ -9,6 +9,13 @@ VALUES (:id, :run_id, :position, :kind, :address, :secret, :events, :created_at)
 SELECT id, run_id, position, kind, address, secret, events FROM publish_targets
 WHERE run_id = ? ORDER BY kind, position;
 
+-- name: plain_secrets
+SELECT id, secret FROM publish_targets
+WHERE secret IS NOT NULL AND secret NOT LIKE 'fernet:%';
+
+-- name: update_secret
+UPDATE publish_targets SET secret = ? WHERE id = ?;
+
 -- name: insert_cursor
 INSERT OR IGNORE INTO publish_cursors (run_id, after_seq, finished) VALUES (?, 0, 0);
 

@@ -39,11 +39,21 @@ class WebhookSender(HttpClientOwner):
 
     def __init__(self, settings: Settings, client: httpx.AsyncClient | None = None) -> None:
         """Make a sender that follows `settings`' outbound policy and timeout."""
-        super().__init__(client)
+        super().__init__(client, settings=settings)
         self.settings = settings
 
-    async def send(self, url: str, secret: str, body: bytes, headers: Mapping[str, str]) -> None:
-        """Post `body` to `url`, signed with `secret`.
+    async def send(
+        self,
+        url: str,
+        secret: str,
+        body: bytes,
+        *,
+        msg_id: str,
+        timestamp: int,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Post `body` to `url` as delivery `msg_id` at `timestamp`, signed with `secret`
+        (the Standard Webhooks headers of `conveyor.publishing.signing`).
 
         The URL is checked again on every attempt: the policy may have changed since the run
         started, and so may what its host name resolves to.
@@ -60,8 +70,8 @@ class WebhookSender(HttpClientOwner):
             raise DeliveryError(str(exc)) from exc
         all_headers = {
             "Content-Type": "application/json",
-            signing.SIGNATURE_HEADER: signing.sign(secret, body),
-            **headers,
+            **signing.signed_headers(secret, msg_id, timestamp, body),
+            **(headers or {}),
         }
         try:
             response = await self.client.post(
@@ -70,6 +80,9 @@ class WebhookSender(HttpClientOwner):
                 headers=all_headers,
                 timeout=httpx.Timeout(self.settings.publish_timeout_seconds),
             )
+        except BlockedAddressError as exc:
+            # The name resolved to a refused address when connecting (DNS rebinding).
+            raise DeliveryError(str(exc), permanent=True) from exc
         except httpx.TimeoutException as exc:
             raise DeliveryError(
                 f"timed out after {self.settings.publish_timeout_seconds:g} s"

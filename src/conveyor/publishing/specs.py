@@ -12,11 +12,20 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+)
 
 from conveyor.actions.network import check_url
 from conveyor.errors import ServiceInvocationError
 from conveyor.publishing.messages import EVENT_TYPES
+from conveyor.publishing.signing import signing_key
 
 if TYPE_CHECKING:
     from conveyor.config import Settings
@@ -59,9 +68,18 @@ class WebhookSpec(BaseModel):
     secret: SecretStr = Field(
         min_length=16,
         max_length=500,
-        description="The HMAC-SHA256 key of the `X-Conveyor-Signature` header. Write-only: "
-        "it is stored for signing and never returned.",
+        description="The key of the `webhook-signature` header (Standard Webhooks: HMAC-SHA256 "
+        "of `{webhook-id}.{webhook-timestamp}.{body}`); a `whsec_<base64>` secret is the bytes "
+        "it encodes, any other its UTF-8 bytes. Write-only: stored encrypted for signing, never "
+        "returned.",
     )
+
+    @field_validator("secret")
+    @classmethod
+    def _usable_key(cls, value: SecretStr) -> SecretStr:
+        signing_key(value.get_secret_value())  # A ValueError names what is wrong.
+        return value
+
     events: list[EventPattern] | None = Field(
         default=None,
         min_length=1,

@@ -33,6 +33,7 @@ from conveyor.actions import (
 from conveyor.actions.builtin._paths import describe_type
 from conveyor.actions.invokers import decode_body, describe_body
 from conveyor.actions.network import check_url
+from conveyor.actions.outbound import guarded_client
 from conveyor.errors import ServiceInvocationError
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -162,9 +163,9 @@ class HttpRequestExecutor(BaseActionExecutor):
         # The URL as written first: a refused address is named as such even when httpx
         # could not parse it (0177.0.0.1); then each request as built, hop by hop.
         await check_url(url, settings)
-        async with httpx.AsyncClient(
-            follow_redirects=False, timeout=timeout, verify=_tls_context()
-        ) as client:
+        # Connections go only to the addresses the guard checked as they are made, so a name
+        # that resolves elsewhere after `check_url` (DNS rebinding) is refused, not reached.
+        async with guarded_client(settings, timeout=timeout, verify=_tls_context()) as client:
             try:
                 request = client.build_request(
                     method,

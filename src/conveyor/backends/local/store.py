@@ -282,6 +282,10 @@ class Store:
         document: dict[str, Any] = loads(row["document"])
         return document
 
+    def waiting_runs(self, limit: int) -> list[str]:
+        """The runs with a step (or item) waiting for an event, longest waiting first."""
+        return [str(row["run_id"]) for row in self.db.execute(Q["waiting_runs"], (limit,))]
+
     def run_for_key(self, key: str) -> str | None:
         """The run started with this idempotency key, if any."""
         row = self.db.execute(Q["run_by_idempotency_key"], (key,)).fetchone()

@@ -64,6 +64,9 @@ VALUES (?, ?, ?, ?, ?, ?);
 -- name: delete_wait
 DELETE FROM waits WHERE correlation_id = ? AND run_id = ? AND step_id = ? AND idx = ?;
 
+-- name: waiting_runs
+SELECT run_id FROM waits GROUP BY run_id ORDER BY min(since), run_id LIMIT ?;
+
 -- name: waits_for
 SELECT run_id, step_id, idx, attempt FROM waits WHERE correlation_id = ?;
 
