@@ -103,10 +103,11 @@ def is_budpipeline(document: Mapping[str, Any]) -> bool:
     """Whether `document` uses something only BudPipeline's format has.
 
     Those are: ``settings.retry_policy``; a parameter type of BudPipeline's that Conveyor does
-    not have (``float``, ``model_ref``, ``cluster_ref``, ...); a step's ``outputs`` list; a step retry with ``backoff_seconds``,
-    ``backoff_multiplier`` or ``max_backoff_seconds``; an ``on_failure`` not in lowercase; a
-    ``conditional`` branch with an ``id`` or a ``target_step``. A document
-    with none of them reads as Conveyor's unless it declares ``dialect: budpipeline``.
+    not have (``float``, ``model_ref``, ``cluster_ref``, ...); a step's ``outputs`` list; a
+    step retry with ``backoff_seconds``, ``backoff_multiplier`` or ``max_backoff_seconds``; an
+    ``on_failure`` not in lowercase; a ``conditional`` branch with an ``id`` or a
+    ``target_step``. A document with none of them reads as Conveyor's unless it declares
+    ``dialect: budpipeline``.
     """
     settings = document.get("settings")
     if isinstance(settings, Mapping) and "retry_policy" in settings:
