@@ -147,6 +147,7 @@ META = ActionMeta(
     icon="⏰",
     execution_mode=ExecutionMode.EVENT_DRIVEN,
     idempotent=True,
+    timeout_seconds=MAX_HOURS * 3600 + 60,
     params=[
         ParamDefinition(
             name="duration_hours",
