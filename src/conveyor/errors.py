@@ -8,6 +8,8 @@
     │   ├── UnknownActionError      a type nobody registered
     │   ├── ParamValidationError    param values that break their definitions (one entry per param)
     │   └── ServiceInvocationError  invoke_service got no answer, an error status or a timeout
+    │       ├── ServiceStatusError  the service answered a non-2xx status (also an
+    │       │                       httpx.HTTPStatusError, as BudPipeline's actions expect)
     │       └── BlockedAddressError an outbound request to an address the policy refuses
     ├── PipelineError
     │   ├── PipelineLoadError       a file that cannot be read or parsed
@@ -31,6 +33,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+import httpx
 
 
 def field_path(parts: Iterable[str | int], prefix: str = "") -> str:
@@ -126,6 +130,30 @@ class ServiceInvocationError(ActionError):
         self.status_code = status_code
         self.body = body
         super().__init__(message)
+
+
+class ServiceStatusError(ServiceInvocationError, httpx.HTTPStatusError):
+    """The service answered with a non-2xx status.
+
+    Also an `httpx.HTTPStatusError` (with `request` and `response`), because actions written
+    for BudPipeline catch that around `invoke_service`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: httpx.Request,
+        response: httpx.Response,
+        app_id: str | None = None,
+        body: object = None,
+    ) -> None:
+        # httpx's constructor, not ServiceInvocationError's: in this class's MRO the latter's
+        # super() reaches HTTPStatusError, which needs request and response.
+        httpx.HTTPStatusError.__init__(self, message, request=request, response=response)
+        self.app_id = app_id
+        self.status_code = response.status_code
+        self.body = body
 
 
 class BlockedAddressError(ServiceInvocationError):

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from conveyor.actions import ActionContext, ServiceInvoker
 from conveyor.actions.invokers import DaprInvoker, DirectHttpInvoker, invoker_from_settings
 from conveyor.config import Settings
-from conveyor.errors import ServiceInvocationError
+from conveyor.errors import ServiceInvocationError, ServiceStatusError
 from tests.support.http_server import HttpTestServer, RecordedRequest, Reply, closed_port_url
 
 
@@ -91,6 +91,20 @@ async def test_direct_error_status_keeps_the_decoded_body(
     assert error.app_id == "billing"
     assert "422" in str(error)
     assert "amount must be > 0" in str(error)
+
+
+async def test_an_error_status_is_also_an_httpx_status_error(
+    http_server: HttpTestServer, direct: DirectHttpInvoker
+) -> None:
+    # Actions written for BudPipeline catch httpx.HTTPStatusError around invoke_service.
+    http_server.route("GET", "/api/invoices/9", status=404, body={"detail": "no invoice 9"})
+
+    with pytest.raises(httpx.HTTPStatusError) as caught:
+        await direct.invoke("billing", "invoices/9", http_method="GET")
+
+    assert isinstance(caught.value, ServiceStatusError)
+    assert caught.value.response.status_code == 404
+    assert caught.value.request.url.path == "/api/invoices/9"
 
 
 async def test_direct_error_status_with_text_body(

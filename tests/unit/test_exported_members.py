@@ -21,6 +21,10 @@ BUDPIPELINE_NAMES = {
     "EventAction",
     "StepStatus",
     "register_action",
+    "ActionExample",
+    "ConditionalVisibility",
+    "ValidationRules",
+    "ActionRegistry",
 }
 
 
@@ -28,10 +32,12 @@ def test_the_actions_package_exports_exactly_these_names() -> None:
     assert conveyor.actions.__all__ == [
         "ActionContext",
         "ActionDefinition",
+        "ActionExample",
         "ActionMeta",
         "ActionRegistry",
         "ActionResult",
         "BaseActionExecutor",
+        "ConditionalVisibility",
         "DiscoveryReport",
         "EventAction",
         "EventContext",

@@ -9,7 +9,9 @@ from conveyor.actions._declare import definition_of, register_action
 from conveyor.actions._executor import ActionDefinition, BaseActionExecutor
 from conveyor.actions._function import action
 from conveyor.actions._meta import (
+    ActionExample,
     ActionMeta,
+    ConditionalVisibility,
     ExecutionMode,
     OutputDefinition,
     ParamDefinition,
@@ -27,10 +29,12 @@ from conveyor.actions._services import Publisher, ServiceInvoker
 __all__ = [
     "ActionContext",
     "ActionDefinition",
+    "ActionExample",
     "ActionMeta",
     "ActionRegistry",
     "ActionResult",
     "BaseActionExecutor",
+    "ConditionalVisibility",
     "DiscoveryReport",
     "EventAction",
     "EventContext",

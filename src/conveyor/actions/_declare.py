@@ -14,6 +14,7 @@ from conveyor.actions._meta import ActionMeta
 from conveyor.errors import InvalidActionError
 
 _ATTR = "__conveyor_action__"
+_META = "meta"
 T = TypeVar("T")
 
 
@@ -42,6 +43,9 @@ def register_action(meta: ActionMeta) -> Callable[[T], T]:
             raise InvalidActionError(meta.type, ["the class's meta differs from register_action's"])
         definition = ActionDefinition(meta=meta, executor_class=executor, source=_qualname(cls))
         setattr(cls, _ATTR, definition)
+        # As BudPipeline's decorator does: code that reads `SomeAction.meta` keeps working
+        # when the class body does not repeat `meta = META`.
+        setattr(cls, _META, meta)
         return cls
 
     return decorate

@@ -11,7 +11,7 @@ import re
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from conveyor.errors import InvalidActionError
 
@@ -50,6 +50,8 @@ class ParamType(StrEnum):
     ENDPOINT_REF = "endpoint_ref"
     PROJECT_REF = "project_ref"
     CREDENTIAL_REF = "credential_ref"
+    PROVIDER_REF = "provider_ref"
+    CLOUD_MODEL_REF = "cloud_model_ref"
 
     @property
     def is_reference(self) -> bool:
@@ -118,6 +120,10 @@ class ShowWhen(BaseModel):
     in_: list[Any] | None = Field(default=None, alias="in")
 
 
+ConditionalVisibility = ShowWhen
+"""BudPipeline's name for `ShowWhen`."""
+
+
 class ParamDefinition(BaseModel):
     """One input of an action."""
 
@@ -154,15 +160,21 @@ class OutputDefinition(BaseModel):
 class RetryPolicy(BaseModel):
     """How often and how soon a failed step is tried again.
 
-    Finite by default: an unbounded retry is a run that never ends.
+    Finite by default: an unbounded retry is a run that never ends. `backoff_multiplier`
+    (BudPipeline's name) is accepted for `backoff_coefficient`.
     """
 
-    model_config = _FROZEN
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     max_attempts: int = Field(default=3, ge=1, le=1000)
     # Finite: `.inf` would retry forever, or never, and a NaN compares false to every bound.
     initial_interval_seconds: float = Field(default=1.0, ge=0, allow_inf_nan=False)
-    backoff_coefficient: float = Field(default=2.0, ge=1.0, allow_inf_nan=False)
+    backoff_coefficient: float = Field(
+        default=2.0,
+        ge=1.0,
+        allow_inf_nan=False,
+        validation_alias=AliasChoices("backoff_coefficient", "backoff_multiplier"),
+    )
     max_interval_seconds: float = Field(default=60.0, ge=0, allow_inf_nan=False)
 
     def delay_before(self, attempt: int) -> float:
@@ -173,6 +185,21 @@ class RetryPolicy(BaseModel):
             return float(self.max_interval_seconds)
         return float(min(raw, self.max_interval_seconds))
 
+    @property
+    def backoff_multiplier(self) -> float:
+        """BudPipeline's name for `backoff_coefficient`."""
+        return self.backoff_coefficient
+
+
+class ActionExample(BaseModel):
+    """A worked use of an action, for the catalog and docs."""
+
+    model_config = _FROZEN
+
+    title: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    description: str | None = None
+
 
 class ActionMeta(BaseModel):
     """The declaration of an action; checked in full when it is created."""
@@ -180,7 +207,7 @@ class ActionMeta(BaseModel):
     model_config = _FROZEN
 
     type: str
-    version: str
+    version: str = "1.0.0"
     name: str
     description: str
     category: str
@@ -188,8 +215,12 @@ class ActionMeta(BaseModel):
     color: str | None = None
     execution_mode: ExecutionMode = ExecutionMode.SYNC
     timeout_seconds: float | None = Field(default=None, gt=0)
-    idempotent: bool = False
+    idempotent: bool = True
+    """Whether running it twice is safe. True by default, as in BudPipeline: a step that was
+    running when the engine stopped is run again on recovery; declare False for an action
+    whose side effect must not happen twice, and such a step fails as interrupted instead."""
     required_services: list[str] = Field(default_factory=list)
+    required_permissions: list[str] = Field(default_factory=list)
     params: list[ParamDefinition] = Field(default_factory=list)
     outputs: list[OutputDefinition] = Field(default_factory=list)
     dynamic_outputs: bool = False
@@ -198,6 +229,8 @@ class ActionMeta(BaseModel):
     retry_policy: RetryPolicy | None = None
     queue: str = "default"
     documentation: str | None = None
+    docs_url: str | None = None
+    examples: list[ActionExample] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_declaration(self) -> ActionMeta:
@@ -214,6 +247,25 @@ class ActionMeta(BaseModel):
             if definition.name == name:
                 return definition
         return None
+
+    def get_param(self, name: str) -> ParamDefinition | None:
+        """BudPipeline's name for `param`."""
+        return self.param(name)
+
+    def get_output(self, name: str) -> OutputDefinition | None:
+        """The definition of output `name`, if declared."""
+        for output in self.outputs:
+            if output.name == name:
+                return output
+        return None
+
+    def validate(self) -> list[str]:  # type: ignore[override]
+        """The problems of this declaration: always none.
+
+        BudPipeline's registry calls it before registering; here a declaration with problems
+        cannot be created at all (`InvalidActionError`), so one that exists has none.
+        """
+        return []
 
     @property
     def output_names(self) -> frozenset[str]:

@@ -183,17 +183,20 @@ def _coerce(kind: ParamType, value: Any) -> Any:
     if kind is ParamType.BRANCHES:
         if isinstance(value, str):
             value = _json_or(value, value)
-        if not isinstance(value, list) or not value:
-            raise TypeError("must be a non-empty list of branches {name, condition}")
+        # An empty list is allowed: BudPipeline's conditional then reads its older form.
+        if not isinstance(value, list):
+            raise TypeError("must be a list of branches {name, condition}")
         names: set[str] = set()
         for index, branch in enumerate(value):
-            if not isinstance(branch, dict) or not isinstance(branch.get("name"), str):
-                raise TypeError(f"branch {index} must be an object with a string 'name'")
+            # `id` is BudPipeline's name for it ({id, label, condition, target_step}).
+            name = branch.get("name", branch.get("id")) if isinstance(branch, dict) else None
+            if not isinstance(name, str):
+                raise TypeError(f"branch {index} must be an object with a string 'name' (or 'id')")
             if "condition" in branch and not isinstance(branch["condition"], str | bool):
-                raise TypeError(f"branch {index} ('{branch['name']}'): condition must be a string")
-            if branch["name"] in names:
-                raise ValueError(f"branch name {branch['name']!r} is used twice")
-            names.add(branch["name"])
+                raise TypeError(f"branch {index} ('{name}'): condition must be a string")
+            if name in names:
+                raise ValueError(f"branch name {name!r} is used twice")
+            names.add(name)
         return value
     raise TypeError(f"unsupported param type {kind!r}")  # pragma: no cover - enum is closed
 

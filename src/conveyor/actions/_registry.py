@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from conveyor.actions._declare import _ATTR, definition_of
 from conveyor.actions._executor import ActionDefinition
+from conveyor.actions._meta import ActionMeta
 from conveyor.errors import DuplicateActionError, UnknownActionError
 
 DEFAULT_GROUP = "conveyor.actions"
@@ -205,6 +206,14 @@ class ActionRegistry:
             return self._definitions[action_type]
         except KeyError:
             raise UnknownActionError(action_type, self.types()) from None
+
+    def get_meta(self, action_type: str) -> ActionMeta | None:
+        """The metadata of `action_type`, or None when nothing of that type is registered.
+
+        BudPipeline's registry method, kept so code written for it ports unchanged.
+        """
+        definition = self._definitions.get(action_type)
+        return definition.meta if definition is not None else None
 
     def __contains__(self, action_type: object) -> bool:
         return action_type in self._definitions

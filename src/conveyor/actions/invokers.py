@@ -31,7 +31,7 @@ import httpx
 
 from conveyor.actions._services import ServiceInvoker
 from conveyor.actions.outbound import guarded_client
-from conveyor.errors import ServiceInvocationError
+from conveyor.errors import ServiceInvocationError, ServiceStatusError
 
 if TYPE_CHECKING:
     from conveyor.config import Settings
@@ -169,10 +169,11 @@ class HttpClientOwner:
         if not response.is_success:
             body = decode_body(response)
             detail = f": {describe_body(body)}" if body is not None else ""
-            raise ServiceInvocationError(
+            raise ServiceStatusError(
                 f"{what} answered {response.status_code} {response.reason_phrase}{detail}",
+                request=response.request,
+                response=response,
                 app_id=app_id,
-                status_code=response.status_code,
                 body=body,
             )
         return response

@@ -29,7 +29,7 @@ from conveyor.backends.local.sql import Q
 from conveyor.backends.local.store import Store, dumps, loads
 from conveyor.errors import PipelineError, PipelineLoadError
 from conveyor.inputs import MAX_DEPTH
-from conveyor.pipeline.loading import parse_document
+from conveyor.pipeline.loading import parse_document, spec_from_document
 from conveyor.pipeline.spec import PipelineSpec
 
 if TYPE_CHECKING:
@@ -228,7 +228,7 @@ def load_directory(
             document = parse_text(path.read_text(encoding="utf-8"))
             report = validate_pipeline(document, registry)
             report.raise_for_errors()
-            spec = PipelineSpec.model_validate(document)
+            spec = spec_from_document(document, str(path))
         except (OSError, UnicodeDecodeError, PipelineError) as exc:
             problems.append(f"{path.name}: {exc}")
             continue

@@ -239,7 +239,7 @@ class _Transition:
         step = state.steps[step_id]
         if step.status is not StepStatus.PENDING or step.params is not None or step.items:
             return
-        reason = self._blocked_by_upstream(plan)
+        reason = self._blocked_by_upstream(plan) or self._routed_elsewhere(plan)
         if reason is not None:
             self._skip(step, reason)
             return
@@ -306,6 +306,29 @@ class _Transition:
             broken = (StepStatus.FAILED, StepStatus.TIMEOUT, StepStatus.CANCELLED)
             if upstream.status in broken and dep_plan.spec.on_failure != "continue":
                 return f"upstream step {dep!r} {upstream.status.value}"
+        return None
+
+    def _routed_elsewhere(self, plan: StepPlan) -> str | None:
+        """Why a routing step upstream did not choose this one, if it did not.
+
+        An upstream step routes when it completed with a `target_step` output and its
+        `branches` param names targets (the `conditional` action does): of the steps its
+        branches name, only the chosen target runs and the others are skipped.
+        """
+        for dep in plan.deps:
+            upstream = self.state.steps[dep]
+            outputs = upstream.outputs
+            if upstream.status is not StepStatus.COMPLETED or not isinstance(outputs, dict):
+                continue
+            branches = (upstream.params or {}).get("branches")
+            if "target_step" not in outputs or not isinstance(branches, list):
+                continue
+            targets = {b.get("target_step") for b in branches if isinstance(b, dict)}
+            chosen = outputs["target_step"]
+            if plan.id in targets and chosen != plan.id:
+                if chosen is None:
+                    return f"step {dep!r} matched no branch"
+                return f"step {dep!r} routed to {chosen!r}"
         return None
 
     def _queue_next_item(self, plan: StepPlan, step: StepState) -> None:

@@ -73,6 +73,7 @@ class Plan:
             TemplateError: a template that does not compile.
         """
         steps: dict[str, StepPlan] = {}
+        lenient = spec.dialect == "budpipeline"
         for step in spec.steps:
             meta = metas[step.action]
             template_params = {p.name for p in meta.params if p.type is ParamType.TEMPLATE}
@@ -84,10 +85,14 @@ class Plan:
                 queue=step.queue or meta.queue,
                 timeout_seconds=step.timeout_seconds or meta.timeout_seconds,
                 retry=_retry_policy(spec, step, meta),
-                params=compile_value(rendered),
+                params=compile_value(rendered, lenient=lenient),
                 raw_params={k: v for k, v in step.params.items() if k in template_params},
-                condition=_condition(step.condition),
-                for_each=compile_value(step.for_each) if step.for_each is not None else None,
+                condition=_condition(step.condition, lenient=lenient),
+                for_each=(
+                    compile_value(step.for_each, lenient=lenient)
+                    if step.for_each is not None
+                    else None
+                ),
             )
         for plan in steps.values():
             for dep in plan.deps:
@@ -98,7 +103,7 @@ class Plan:
             spec=spec,
             steps=steps,
             roots=roots,
-            outputs=compile_value(spec.outputs),
+            outputs=compile_value(spec.outputs, lenient=lenient),
             rank={step_id: position for position, step_id in enumerate(order)},
             max_for_each_items=max_for_each_items,
         )
@@ -111,10 +116,10 @@ def _retry_policy(spec: PipelineSpec, step: StepSpec, meta: ActionMeta) -> Retry
     return DEFAULT_RETRY if step.on_failure == "retry" else NO_RETRY
 
 
-def _condition(condition: str | bool | None) -> Renderer | None:
+def _condition(condition: str | bool | None, *, lenient: bool) -> Renderer | None:
     if condition is None:
         return None
     if isinstance(condition, str) and not is_template(condition):
         # A bare expression such as `params.deploy` reads as the template of it.
-        return compile_value("{{ " + condition + " }}")
-    return compile_value(condition)
+        return compile_value("{{ " + condition + " }}", lenient=lenient)
+    return compile_value(condition, lenient=lenient)

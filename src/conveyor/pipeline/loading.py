@@ -24,6 +24,7 @@ from pydantic_core import ErrorDetails
 
 from conveyor.errors import PipelineLoadError, PipelineValidationError
 from conveyor.inputs import MAX_DEPTH, loads, unstorable
+from conveyor.pipeline.budpipeline import BUDPIPELINE, dialect_of, from_budpipeline
 from conveyor.pipeline.references import join_path
 from conveyor.pipeline.spec import PipelineSpec
 from conveyor.pipeline.validation import ValidationIssue
@@ -97,6 +98,8 @@ def spec_from_document(document: Mapping[str, Any], source: str = "<document>") 
     unfit = unstorable(document)
     if unfit:
         raise PipelineValidationError([ValidationIssue(path, message) for path, message in unfit])
+    if dialect_of(document) == BUDPIPELINE:
+        document = from_budpipeline(document)
     try:
         return PipelineSpec.model_validate(dict(document))
     except PydanticValidationError as exc:
@@ -142,8 +145,11 @@ def parse_document(text: str, kind: str, source: str) -> dict[str, Any]:
 def dump_pipeline(spec: PipelineSpec) -> dict[str, Any]:
     """`spec` as a JSON-ready document that `load_pipeline` reads back to an equal spec.
 
-    Fields left at their defaults are left out, so the result reads like what was written.
+    Fields left at their defaults are left out, so the result reads like what was written;
+    a BudPipeline spec keeps them, because its defaults are not Conveyor's.
     """
+    if spec.dialect == BUDPIPELINE:
+        return spec.model_dump(mode="json", exclude_none=True, by_alias=True)
     return spec.model_dump(mode="json", exclude_defaults=True, by_alias=True)
 
 

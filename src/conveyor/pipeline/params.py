@@ -16,6 +16,7 @@ from typing import Any
 
 from conveyor.errors import ParamProblem, ParamValidationError
 from conveyor.inputs import unstorable
+from conveyor.pipeline.budpipeline import BUDPIPELINE
 from conveyor.pipeline.spec import ParameterSpec, PipelineParamType, PipelineSpec
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
@@ -26,7 +27,9 @@ def resolve_pipeline_params(spec: PipelineSpec, given: Mapping[str, Any]) -> dic
     """The parameters of a run of `spec`: `given` coerced, defaults filled in.
 
     Every declared parameter is in the result; one that is neither given nor defaulted is
-    None, so a template can test it (``params.x is none``) instead of failing on it.
+    None, so a template can test it (``params.x is none``) instead of failing on it. In a
+    BudPipeline pipeline it is left out instead, as BudPipeline does, so ``default(...)`` and
+    ``is defined`` see it as undefined.
 
     Args:
         spec: The pipeline whose parameters these are.
@@ -54,7 +57,8 @@ def resolve_pipeline_params(spec: PipelineSpec, given: Mapping[str, Any]) -> dic
                 problems.append(ParamProblem(parameter.name, "is required"))
                 continue
             else:
-                resolved[parameter.name] = None
+                if spec.dialect != BUDPIPELINE:
+                    resolved[parameter.name] = None
                 continue
         coerced, problem = coerce_parameter(parameter, value)
         if problem is None:

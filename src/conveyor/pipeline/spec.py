@@ -17,6 +17,7 @@ from conveyor.actions import RetryPolicy
 _ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 OnFailure = Literal["fail", "continue", "retry"]
+Dialect = Literal["conveyor", "budpipeline"]
 
 
 class PipelineParamType(StrEnum):
@@ -87,6 +88,8 @@ class StepSpec(BaseModel):
     """With `for_each`: how many items run at once."""
     allow_skipped_upstream: bool = False
     """Run even when an upstream step was skipped (skips propagate otherwise)."""
+    outputs: list[str] = Field(default_factory=list)
+    """The outputs later steps read (BudPipeline's field; documentation only)."""
 
     @field_validator("id")
     @classmethod
@@ -107,6 +110,9 @@ class PipelineSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, max_length=200)
+    dialect: Dialect = "conveyor"
+    """Whose semantics the pipeline runs with: Conveyor's, or BudPipeline's (see
+    `conveyor.pipeline.budpipeline`)."""
     version: str = "1"
     description: str | None = None
     parameters: list[ParameterSpec] = Field(default_factory=list)

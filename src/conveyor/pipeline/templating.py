@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any, Literal
 
 import jinja2
-from jinja2 import StrictUndefined
+from jinja2 import ChainableUndefined, StrictUndefined
 from jinja2.exceptions import SecurityError
 
 from conveyor.errors import ConveyorError, SandboxViolationError, TemplateError, TemplateLimitError
@@ -71,7 +71,11 @@ def _is_code(value: Any) -> bool:
 
 
 ENV = _DataSandbox(undefined=StrictUndefined, autoescape=False, finalize=_data_only)
-"""The one sandboxed environment every template is compiled in."""
+"""The sandboxed environment templates are compiled in."""
+
+LENIENT_ENV = _DataSandbox(undefined=ChainableUndefined, autoescape=False, finalize=_data_only)
+"""The same sandbox for BudPipeline pipelines, whose templates read an undefined name (and
+anything under it) as empty instead of failing."""
 
 
 def is_template(value: Any) -> bool:
@@ -101,8 +105,13 @@ def single_expression(text: str) -> str | None:
     return expr
 
 
-def compile_value(value: Any) -> Renderer:
+def compile_value(value: Any, *, lenient: bool = False) -> Renderer:
     """Compile `value` (any JSON-like structure) into a function of the template context.
+
+    Args:
+        value: The structure; its strings with template syntax are compiled.
+        lenient: Render an undefined name as empty (BudPipeline's semantics) instead of
+            failing.
 
     Raises:
         TemplateError: a template in it does not compile (the message gives the line).
@@ -110,14 +119,14 @@ def compile_value(value: Any) -> Renderer:
     if isinstance(value, str):
         if not is_template(value):
             return lambda _ctx: value
-        return _compile_string(value)
+        return _compile_string(value, LENIENT_ENV if lenient else ENV)
     if isinstance(value, dict):
-        parts = {key: compile_value(item) for key, item in value.items()}
+        parts = {key: compile_value(item, lenient=lenient) for key, item in value.items()}
         if not any(contains_template(item) for item in value.values()):
             return lambda _ctx: value
         return lambda ctx: {key: render(ctx) for key, render in parts.items()}
     if isinstance(value, list):
-        items = [compile_value(item) for item in value]
+        items = [compile_value(item, lenient=lenient) for item in value]
         if not contains_template(value):
             return lambda _ctx: value
         return lambda ctx: [render(ctx) for render in items]
@@ -129,24 +138,24 @@ def render_value(value: Any, context: Mapping[str, Any]) -> Any:
     return compile_value(value)(context)
 
 
-def _compile_string(text: str) -> Renderer:
+def _compile_string(text: str, env: _DataSandbox) -> Renderer:
     expr = single_expression(text)
     check_nesting(text)
     try:
         if expr is not None:
-            compiled = ENV.compile_expression(expr, undefined_to_none=False)
+            compiled = env.compile_expression(expr, undefined_to_none=False)
 
             def render_expression(ctx: Mapping[str, Any]) -> Any:
                 with _translated(text), evaluation():
                     result = compiled(**ctx)
                     if isinstance(result, jinja2.Undefined):
-                        # Forces StrictUndefined to raise with its message.
-                        str(result)
+                        # StrictUndefined raises with its message; the lenient one is "".
+                        return str(result)
                     # compile_expression bypasses the environment's finalize.
                     return check_result(_data_only(result))
 
             return render_expression
-        template = ENV.from_string(text)
+        template = env.from_string(text)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(
             f"template syntax error at line {exc.lineno}: {exc.message}", template=text

@@ -40,6 +40,7 @@ Severity = Literal["error", "warning"]
 _STEP_FIELDS = ("outputs", "status", "error")
 _RUN_FIELDS = ("id", "pipeline")
 _ROOTS = ("params", "steps", "run")
+_LENIENT_NOTE = "; BudPipeline's semantics render it as empty instead of failing"
 _LOOP_ROOTS = ("item", "index")
 
 
@@ -137,6 +138,7 @@ class _Validator:
         for index, step in enumerate(spec.steps):
             self.steps.setdefault(step.id, (index, step))
         self.actions: dict[str, ActionDefinition | None] = {}
+        self.lenient = spec.dialect == "budpipeline"
 
     def run(self) -> list[ValidationIssue]:
         self._check_parameters()
@@ -225,6 +227,7 @@ class _Validator:
                 else:
                     self._check_template(path, analysis, loop_scope)
         self._check_condition_and_items(where, step, _Scope(upstream, own_id=step.id))
+        self._check_targets(where, step)
         if step.max_parallel is not None and step.for_each is None:
             self._warn(f"{where}.max_parallel", "has no effect without for_each")
 
@@ -267,12 +270,35 @@ class _Validator:
                 "the default policy is used",
             )
 
+    def _check_targets(self, where: str, step: StepSpec) -> None:
+        """The steps a `conditional` routes to must exist and depend on it to be skipped."""
+        branches = step.params.get("branches")
+        if not isinstance(branches, list):
+            return
+        for position, branch in enumerate(branches):
+            target = branch.get("target_step") if isinstance(branch, dict) else None
+            if not isinstance(target, str) or is_template(target):
+                continue
+            path = f"{where}.params.branches[{position}].target_step"
+            if target not in self.steps:
+                self._warn(path, f"unknown step {target!r}{_suggest(target, self.steps)}")
+            elif step.id not in self.steps[target][1].depends_on:
+                self._warn(
+                    path,
+                    f"step {target!r} does not depend on {step.id!r}, so it runs whichever "
+                    f"branch is chosen: add {step.id!r} to its depends_on",
+                )
+
     def _check_condition_and_items(self, where: str, step: StepSpec, scope: _Scope) -> None:
         if isinstance(step.condition, str):
             if step.condition.strip():
                 self._check_template(f"{where}.condition", analyse_condition(step.condition), scope)
             else:
-                self._error(f"{where}.condition", "is empty")
+                self._error(
+                    f"{where}.condition",
+                    "is empty (in a BudPipeline document, which says dialect: budpipeline, an "
+                    "empty condition always runs)",
+                )
         if isinstance(step.for_each, str):
             if is_template(step.for_each):
                 self._check_template(f"{where}.for_each", analyse_template(step.for_each), scope)
@@ -306,7 +332,12 @@ class _Validator:
             message = self._reference_problem(reference, scope)
             if message is not None:
                 at = f" (at line {reference.line})" if multiline else ""
-                self._error(path, f"{reference}: {message}{at}")
+                if self.lenient:
+                    # BudPipeline renders such a reference as empty rather than failing, so
+                    # the pipeline runs; it is still most likely a mistake.
+                    self._warn(path, f"{reference}: {message}{at}{_LENIENT_NOTE}")
+                else:
+                    self._error(path, f"{reference}: {message}{at}")
 
     def _note_parameters(self, references: Iterable[Reference]) -> None:
         for reference in references:

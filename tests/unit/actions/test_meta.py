@@ -231,6 +231,8 @@ def test_param_type_knows_its_reference_kinds() -> None:
         ParamType.ENDPOINT_REF,
         ParamType.PROJECT_REF,
         ParamType.CREDENTIAL_REF,
+        ParamType.PROVIDER_REF,
+        ParamType.CLOUD_MODEL_REF,
     }
 
 

@@ -191,12 +191,12 @@ def test_branches_params_take_named_branches() -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ([], "must be a non-empty list of branches {name, condition}"),
-        ("not json", "must be a non-empty list of branches {name, condition}"),
-        (["a"], "branch 0 must be an object with a string 'name'"),
-        ([{"condition": "x"}], "branch 0 must be an object with a string 'name'"),
+        ("not json", "must be a list of branches {name, condition}"),
+        (["a"], "branch 0 must be an object with a string 'name' (or 'id')"),
+        ([{"condition": "x"}], "branch 0 must be an object with a string 'name' (or 'id')"),
         ([{"name": "a", "condition": 3}], "branch 0 ('a'): condition must be a string"),
         ([{"name": "a"}, {"name": "a"}], "branch name 'a' is used twice"),
+        ([{"id": "a"}, {"id": "a"}], "branch name 'a' is used twice"),
     ],
 )
 def test_branches_params_refuse_malformed_branches(value: Any, message: str) -> None:

@@ -8,7 +8,10 @@ Operations work on the items themselves, or on the value at `field` (a dotted pa
 - ``concat``: lists spliced together, or strings joined with `separator`;
 - ``merge``: objects merged into one, later keys winning;
 - ``unique``: the distinct values, in first-seen order;
-- ``group_by``: an object of each distinct `field` value to the items that have it.
+- ``group_by``: an object of each distinct `field` value to the items that have it;
+- ``list`` (the default), ``join`` (as text, with `separator`, ", " unless set), ``first``,
+  ``last``, ``average`` (``avg``) and ``flatten`` (lists spliced in, one level), with `inputs`
+  as another name for `items`: BudPipeline's operations and param.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ from conveyor.actions import (
     register_action,
 )
 from conveyor.actions.builtin._paths import MISSING, describe_type, get_path
+from conveyor.actions.builtin._value_ops import unique
+
+DEFAULT_OPERATION = "list"
+JOIN_SEPARATOR = ", "
 
 
 class AggregateFailed(Exception):
@@ -99,15 +106,33 @@ def _merge(values: list[Any], what: str, _params: dict[str, Any]) -> Any:
 
 
 def _unique(values: list[Any], _what: str, _params: dict[str, Any]) -> Any:
-    # JSON text as the identity, so objects and lists (unhashable) are compared by content.
-    seen: set[str] = set()
-    distinct = []
+    return unique(values)
+
+
+def _list(values: list[Any], _what: str, _params: dict[str, Any]) -> Any:
+    return list(values)
+
+
+def _join(values: list[Any], _what: str, params: dict[str, Any]) -> Any:
+    separator = params.get("separator")
+    return (JOIN_SEPARATOR if separator is None else str(separator)).join(
+        v if isinstance(v, str) else json.dumps(v) for v in values
+    )
+
+
+def _first(values: list[Any], _what: str, _params: dict[str, Any]) -> Any:
+    return values[0] if values else None
+
+
+def _last(values: list[Any], _what: str, _params: dict[str, Any]) -> Any:
+    return values[-1] if values else None
+
+
+def _flatten(values: list[Any], _what: str, _params: dict[str, Any]) -> Any:
+    flat: list[Any] = []
     for value in values:
-        key = json.dumps(value, sort_keys=True, default=str)
-        if key not in seen:
-            seen.add(key)
-            distinct.append(value)
-    return distinct
+        flat.extend(value if isinstance(value, list) else [value])
+    return flat
 
 
 OPERATIONS = {
@@ -120,6 +145,12 @@ OPERATIONS = {
     "merge": "Merge objects",
     "unique": "Distinct values",
     "group_by": "Group by a field",
+    "list": "Collect into a list",
+    "join": "Join as text",
+    "first": "First",
+    "last": "Last",
+    "average": "Average (same as avg)",
+    "flatten": "Flatten lists one level",
 }
 """Each operation and its label in forms."""
 
@@ -133,6 +164,12 @@ _REDUCERS: dict[str, Callable[[list[Any], str, dict[str, Any]], Any]] = {
     "concat": _concat,
     "merge": _merge,
     "unique": _unique,
+    "list": _list,
+    "join": _join,
+    "first": _first,
+    "last": _last,
+    "average": _avg,
+    "flatten": _flatten,
 }
 
 
@@ -170,11 +207,12 @@ class AggregateExecutor(BaseActionExecutor):
     async def execute(self, context: ActionContext) -> ActionResult:
         """Apply the operation; a failed result names the item that does not fit."""
         params = context.params
-        items = params.get("items")
-        operation = params.get("operation")
+        items = params.get("items", params.get("inputs"))
+        operation = params.get("operation") or DEFAULT_OPERATION
         if not isinstance(items, list):
             return ActionResult(
-                success=False, error=f"items must be a JSON list, got {describe_type(items)}"
+                success=False,
+                error=f"items (or inputs) must be a JSON list, got {describe_type(items)}",
             )
         if operation not in OPERATIONS:
             return ActionResult(
@@ -190,16 +228,23 @@ class AggregateExecutor(BaseActionExecutor):
                 values, what = _values(items, path, operation)
                 result = _REDUCERS[operation](values, what, params)
         except AggregateFailed as exc:
-            return ActionResult(success=False, error=str(exc), outputs={"count": len(items)})
-        return ActionResult(success=True, outputs={"result": result, "count": len(items)})
+            return ActionResult(
+                success=False,
+                error=str(exc),
+                outputs={"count": len(items), "operation": operation},
+            )
+        return ActionResult(
+            success=True,
+            outputs={"result": result, "count": len(items), "operation": operation},
+        )
 
 
 META = ActionMeta(
     type="aggregate",
     version="1.0.0",
     name="Aggregate",
-    description="Reduces a list: count, sum, avg, min, max, concat, merge, unique or group_by, "
-    "of the items or of one field of each.",
+    description="Reduces a list: count, sum, avg (average), min, max, concat, join, merge, "
+    "unique, group_by, list, first, last or flatten, of the items or of one field of each.",
     category="Data",
     icon="∑",
     execution_mode=ExecutionMode.SYNC,
@@ -210,15 +255,20 @@ META = ActionMeta(
             name="items",
             label="Items",
             type=ParamType.JSON,
-            required=True,
             description="The list to reduce, usually an earlier step's output.",
             placeholder="{{ steps.fetch.outputs.body.results }}",
+        ),
+        ParamDefinition(
+            name="inputs",
+            label="Inputs",
+            type=ParamType.JSON,
+            description="Another name for items (BudPipeline's); items wins when both are set.",
         ),
         ParamDefinition(
             name="operation",
             label="Operation",
             type=ParamType.SELECT,
-            required=True,
+            default=DEFAULT_OPERATION,
             description="How to reduce the items.",
             options=[SelectOption(label=label, value=name) for name, label in OPERATIONS.items()],
         ),
@@ -234,9 +284,9 @@ META = ActionMeta(
             name="separator",
             label="Separator",
             type=ParamType.STRING,
-            default="",
-            description="For concat of strings: what goes between them.",
-            show_when=ShowWhen(param="operation", equals="concat"),
+            description='For concat of strings (default none) and join (default ", "): '
+            "what goes between them.",
+            show_when=ShowWhen.model_validate({"param": "operation", "in": ["concat", "join"]}),
         ),
     ],
     outputs=[
@@ -247,6 +297,7 @@ META = ActionMeta(
             "avg, min or max of no items.",
         ),
         OutputDefinition(name="count", type="number", description="How many items there were."),
+        OutputDefinition(name="operation", type="string", description="The operation applied."),
     ],
 )
 

@@ -1,10 +1,16 @@
 """``conditional``: choose the first branch whose condition holds.
 
-Each branch is ``{name, condition}``. The engine renders template conditions before the action
-runs, so a condition arrives as a boolean, a number, a list or a string. Strings are read the
-way people write them: ``"false"``, ``"no"``, ``"off"``, ``"0"``, ``"none"``, ``"null"`` and
-``""`` are false, any other string is true; numbers are true unless zero, lists and objects
-unless empty. A branch without a condition is the default, taken when no other branch holds.
+Each branch is ``{name, condition}``, or BudPipeline's ``{id, label, condition, target_step}``.
+A branch with a `target_step` routes: of the steps the branches name as targets (and that
+depend on this step), the engine runs the chosen one and skips the others. Without branches,
+the step reads BudPipeline's older form: a `condition` and a `true_result` or `false_result`.
+
+The engine renders template conditions before the action runs, so a condition arrives as a
+boolean, a number, a list or a string. Strings are read the way people write them:
+``"false"``, ``"no"``, ``"off"``, ``"0"``, ``"none"``, ``"null"`` and ``""`` are false, any
+other string is true; numbers are true unless zero, lists and objects unless empty. A
+``{name}`` branch without a condition is the default, taken when no other branch holds; an
+``{id}`` branch without one holds where it stands, as in BudPipeline.
 
 Later steps pick their branch with a condition such as
 ``"{{ steps.route.outputs.branch == 'large' }}"``.
@@ -55,8 +61,52 @@ def truthy(value: Any) -> bool:
     return True
 
 
-def _outputs(name: str | None, index: int | None, *, default: bool) -> dict[str, Any]:
-    return {"branch": name, "matched": name is not None, "index": index, "is_default": default}
+def _chosen(branch: dict[str, Any], index: int, *, default: bool) -> dict[str, Any]:
+    name = branch.get("name", branch.get("id"))
+    label = branch.get("label", name)
+    return {
+        "branch": name,
+        "matched": True,
+        "index": index,
+        "is_default": default,
+        "matched_branch": name,
+        "matched_label": label,
+        "target_step": branch.get("target_step"),
+        "result": label,
+    }
+
+
+NO_MATCH: dict[str, Any] = {
+    "branch": None,
+    "matched": False,
+    "index": None,
+    "is_default": False,
+    "matched_branch": None,
+    "matched_label": "none",
+    "target_step": None,
+    "result": None,
+}
+
+
+def _two_way(params: dict[str, Any]) -> ActionResult:
+    """BudPipeline's older form: one `condition`, and a result for each of its values."""
+    try:
+        holds = truthy(params.get("condition", True))
+    except UnrenderedCondition as exc:
+        return ActionResult(success=False, error=f"condition {str(exc)!r} was not rendered")
+    branch = "true" if holds else "false"
+    result = params.get(f"{branch}_result", {"branch": branch})
+    return ActionResult(
+        success=True,
+        outputs={
+            **NO_MATCH,
+            "branch": branch,
+            "matched": True,
+            "matched_branch": branch,
+            "matched_label": branch,
+            "result": result,
+        },
+    )
 
 
 class ConditionalExecutor(BaseActionExecutor):
@@ -65,22 +115,30 @@ class ConditionalExecutor(BaseActionExecutor):
     async def execute(self, context: ActionContext) -> ActionResult:
         """Choose the branch."""
         branches = context.params.get("branches")
-        if not isinstance(branches, list) or not branches:
+        if branches is None or branches == []:
+            return _two_way(context.params)
+        if not isinstance(branches, list):
             return ActionResult(
                 success=False,
-                error=f"branches must be a non-empty list of {{name, condition}}, "
-                f"got {describe_type(branches)}",
+                error=f"branches must be a list of {{name, condition}} or "
+                f"{{id, label, condition, target_step}}, got {describe_type(branches)}",
             )
-        default: tuple[int, str] | None = None
+        default: tuple[int, dict[str, Any]] | None = None
         for index, branch in enumerate(branches):
-            if not isinstance(branch, dict) or not isinstance(branch.get("name"), str):
+            if not isinstance(branch, dict) or not isinstance(
+                branch.get("name", branch.get("id")), str
+            ):
                 return ActionResult(
-                    success=False, error=f"branch {index} must be an object with a string 'name'"
+                    success=False,
+                    error=f"branch {index} must be an object with a string 'name' (or 'id')",
                 )
-            name = branch["name"]
+            name = branch.get("name", branch.get("id"))
             if "condition" not in branch:
+                if "name" not in branch:
+                    # BudPipeline's branch without a condition holds, in its place in order.
+                    return ActionResult(success=True, outputs=_chosen(branch, index, default=False))
                 if default is None:
-                    default = (index, name)
+                    default = (index, branch)
                 continue
             try:
                 holds = truthy(branch["condition"])
@@ -90,11 +148,11 @@ class ConditionalExecutor(BaseActionExecutor):
                     error=f"branch {index} ({name!r}): condition {str(exc)!r} was not rendered",
                 )
             if holds:
-                return ActionResult(success=True, outputs=_outputs(name, index, default=False))
+                return ActionResult(success=True, outputs=_chosen(branch, index, default=False))
         if default is not None:
-            index, name = default
-            return ActionResult(success=True, outputs=_outputs(name, index, default=True))
-        return ActionResult(success=True, outputs=_outputs(None, None, default=False))
+            index, branch = default
+            return ActionResult(success=True, outputs=_chosen(branch, index, default=True))
+        return ActionResult(success=True, outputs=dict(NO_MATCH))
 
 
 META = ActionMeta(
@@ -113,11 +171,32 @@ META = ActionMeta(
             name="branches",
             label="Branches",
             type=ParamType.BRANCHES,
-            required=True,
-            description="In order: {name, condition}. A condition is usually a template such "
-            "as {{ params.size > 10 }}; a branch without one is the default.",
+            description="In order: {name, condition}, or {id, label, condition, target_step}. "
+            "A condition is usually a template such as {{ params.size > 10 }}; a {name} "
+            "branch without one is the default. A target_step is run if its branch is "
+            "chosen and skipped otherwise.",
             placeholder='[{"name": "large", "condition": "{{ params.size > 10 }}"}, '
             '{"name": "small"}]',
+        ),
+        ParamDefinition(
+            name="condition",
+            label="Condition (without branches)",
+            type=ParamType.BOOLEAN,
+            default=True,
+            description="Without branches: which of true_result and false_result to give.",
+        ),
+        ParamDefinition(
+            name="true_result",
+            label="Result when true",
+            type=ParamType.JSON,
+            description='Without branches: the result when condition holds ({"branch": '
+            '"true"} unless set).',
+        ),
+        ParamDefinition(
+            name="false_result",
+            label="Result when false",
+            type=ParamType.JSON,
+            description='Without branches: the result otherwise ({"branch": "false"} unless set).',
         ),
     ],
     outputs=[
@@ -138,6 +217,27 @@ META = ActionMeta(
             name="is_default",
             type="boolean",
             description="Whether the default branch was chosen because no condition held.",
+        ),
+        OutputDefinition(
+            name="matched_branch",
+            type="string",
+            description="The chosen branch's id (or name); null when none holds.",
+        ),
+        OutputDefinition(
+            name="matched_label",
+            type="string",
+            description="The chosen branch's label (its id when it has none); 'none' when "
+            "none holds.",
+        ),
+        OutputDefinition(
+            name="target_step",
+            type="string",
+            description="The step the chosen branch routes to; null without one.",
+        ),
+        OutputDefinition(
+            name="result",
+            type="any",
+            description="The chosen branch's label; without branches, true_result or false_result.",
         ),
     ],
 )

@@ -15,7 +15,8 @@ from conveyor.actions import (
     register_action,
 )
 
-DEFAULT_MESSAGE = "failed by a fail step"
+DEFAULT_MESSAGE = "Intentional failure"
+DEFAULT_ERROR_CODE = "INTENTIONAL_FAILURE"
 
 
 class FailExecutor(BaseActionExecutor):
@@ -24,7 +25,10 @@ class FailExecutor(BaseActionExecutor):
     async def execute(self, context: ActionContext) -> ActionResult:
         """Fail with the message."""
         message = str(context.params.get("message") or DEFAULT_MESSAGE)
-        return ActionResult(success=False, error=message, outputs={"message": message})
+        error_code = str(context.params.get("error_code") or DEFAULT_ERROR_CODE)
+        return ActionResult(
+            success=False, error=message, outputs={"message": message, "error_code": error_code}
+        )
 
 
 META = ActionMeta(
@@ -42,14 +46,22 @@ META = ActionMeta(
             name="message",
             label="Error message",
             type=ParamType.STRING,
-            required=True,
             default=DEFAULT_MESSAGE,
             description="The error the step fails with; templates are rendered.",
+            validation=ValidationRules(min_length=1),
+        ),
+        ParamDefinition(
+            name="error_code",
+            label="Error code",
+            type=ParamType.STRING,
+            default=DEFAULT_ERROR_CODE,
+            description="A code for programs that handle the failure.",
             validation=ValidationRules(min_length=1),
         ),
     ],
     outputs=[
         OutputDefinition(name="message", type="string", description="The error message."),
+        OutputDefinition(name="error_code", type="string", description="The error code."),
     ],
 )
 

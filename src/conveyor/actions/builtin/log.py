@@ -52,7 +52,7 @@ META = ActionMeta(
             name="message",
             label="Message",
             type=ParamType.STRING,
-            required=True,
+            default="",
             description="The message to log; templates such as {{ params.name }} are rendered.",
         ),
         ParamDefinition(

@@ -1,4 +1,7 @@
-"""``set_output``: make the given values the step's outputs, to name or compute data once."""
+"""``set_output``: make the given values the step's outputs, to name or compute data once.
+
+The values are the `values` param, or `outputs` (BudPipeline's name for it).
+"""
 
 from __future__ import annotations
 
@@ -20,11 +23,11 @@ class SetOutputExecutor(BaseActionExecutor):
 
     async def execute(self, context: ActionContext) -> ActionResult:
         """Check that `values` is an object and return it as outputs."""
-        values = context.params.get("values")
+        values = context.params.get("values", context.params.get("outputs"))
         if not isinstance(values, dict):
             return ActionResult(
                 success=False,
-                error=f"values must be a JSON object of output names to values, "
+                error=f"values (or outputs) must be a JSON object of output names to values, "
                 f"got {describe_type(values)}",
             )
         bad = [name for name in values if not isinstance(name, str) or not name]
@@ -52,12 +55,17 @@ META = ActionMeta(
             name="values",
             label="Values",
             type=ParamType.JSON,
-            required=True,
             description=(
                 "A JSON object: each key becomes an output with its value. Values may be "
                 'templates, e.g. {"total": "{{ steps.sum.outputs.result }}"}.'
             ),
             placeholder='{"name": "value"}',
+        ),
+        ParamDefinition(
+            name="outputs",
+            label="Outputs",
+            type=ParamType.JSON,
+            description="Another name for values (BudPipeline's); values wins when both are set.",
         ),
     ],
     outputs=[],

@@ -12,7 +12,10 @@ Operations:
 - ``map``: the value at `field` (a dotted path) of each item;
 - ``filter``: the items whose `field` equals `value`;
 - ``sort``: the items in order, by `field` when given, `descending` optionally;
-- ``to_json`` / ``from_json``: encode to / decode from a JSON string.
+- ``to_json`` / ``from_json``: encode to / decode from a JSON string;
+- ``passthrough`` (the default), ``uppercase``, ``lowercase``, ``keys``, ``values``, ``count``,
+  ``unique``, ``reverse``: on the whole value, giving it back when they do not apply to it
+  (BudPipeline's operations, with its outputs `operation`, `input_type` and `output_type`).
 """
 
 from __future__ import annotations
@@ -36,8 +39,11 @@ from conveyor.actions import (
     register_action,
 )
 from conveyor.actions.builtin._paths import MISSING, describe_type, get_path
+from conveyor.actions.builtin._value_ops import WHOLE_VALUE_OPERATIONS, type_name
 from conveyor.errors import TemplateError
 from conveyor.pipeline.templating import render_value
+
+DEFAULT_OPERATION = "passthrough"
 
 
 class TransformFailed(Exception):
@@ -196,6 +202,7 @@ OPERATIONS: dict[str, tuple[str, Callable[[Any, dict[str, Any]], Any]]] = {
     "sort": ("Sort", _sort),
     "to_json": ("Encode as a JSON string", _to_json),
     "from_json": ("Decode a JSON string", _from_json),
+    **WHOLE_VALUE_OPERATIONS,
 }
 
 
@@ -205,22 +212,31 @@ class TransformExecutor(BaseActionExecutor):
     async def execute(self, context: ActionContext) -> ActionResult:
         """Apply the operation; a failed result names what does not fit."""
         params = context.params
-        operation = params.get("operation")
+        operation = params.get("operation") or DEFAULT_OPERATION
         if operation not in OPERATIONS:
             return ActionResult(
                 success=False,
                 error=f"unknown operation {operation!r} (one of: {', '.join(OPERATIONS)})",
             )
         _label, apply = OPERATIONS[operation]
+        data = params.get("input")
         try:
-            result = apply(params.get("input"), params)
+            result = apply(data, params)
         except TransformFailed as exc:
             return ActionResult(success=False, error=str(exc))
         except TypeError as exc:
             # sort of values that cannot be compared (a number and a string), to_json of a
             # value JSON cannot hold.
             return ActionResult(success=False, error=f"operation {operation!r} failed: {exc}")
-        return ActionResult(success=True, outputs={"result": result})
+        return ActionResult(
+            success=True,
+            outputs={
+                "result": result,
+                "operation": operation,
+                "input_type": type_name(data),
+                "output_type": type_name(result),
+            },
+        )
 
 
 def _when(*operations: str) -> ShowWhen:
@@ -232,7 +248,8 @@ META = ActionMeta(
     version="1.0.0",
     name="Transform",
     description="Reshapes a JSON value: template, pick, omit, rename, flatten, map, filter, "
-    "sort, to_json or from_json.",
+    "sort, to_json, from_json, or passthrough, uppercase, lowercase, keys, values, count, "
+    "unique, reverse.",
     category="Data",
     icon="🔀",
     execution_mode=ExecutionMode.SYNC,
@@ -243,7 +260,6 @@ META = ActionMeta(
             name="input",
             label="Input",
             type=ParamType.JSON,
-            required=True,
             description="The value to transform, usually an earlier step's output.",
             placeholder="{{ steps.fetch.outputs.body }}",
         ),
@@ -251,7 +267,7 @@ META = ActionMeta(
             name="operation",
             label="Operation",
             type=ParamType.SELECT,
-            required=True,
+            default=DEFAULT_OPERATION,
             description="What to do with the input.",
             options=[
                 SelectOption(label=label, value=name) for name, (label, _) in OPERATIONS.items()
@@ -326,6 +342,13 @@ META = ActionMeta(
     ],
     outputs=[
         OutputDefinition(name="result", type="any", description="The transformed value."),
+        OutputDefinition(name="operation", type="string", description="The operation applied."),
+        OutputDefinition(
+            name="input_type", type="string", description="The input's type (dict, list, str...)."
+        ),
+        OutputDefinition(
+            name="output_type", type="string", description="The result's type (dict, list, ...)."
+        ),
     ],
 )
 

@@ -46,7 +46,7 @@ async def test_sum_of_a_non_number_names_the_index() -> None:
 
     assert not outcome.success
     assert "item 2 is string" in (outcome.error or "")
-    assert outcome.outputs == {"count": 3}
+    assert outcome.outputs == {"count": 3, "operation": "sum"}
 
 
 async def test_sum_of_a_field_names_the_index_and_field() -> None:

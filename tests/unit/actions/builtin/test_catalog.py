@@ -16,6 +16,7 @@ BUILTINS = {
     "conditional": "conveyor.actions.builtin.conditional:ConditionalAction",
     "fail": "conveyor.actions.builtin.fail:FailAction",
     "delay": "conveyor.actions.builtin.delay:DelayAction",
+    "wait_until": "conveyor.actions.builtin.wait_until:WaitUntilAction",
     "wait_for_event": "conveyor.actions.builtin.wait_for_event:WaitForEventAction",
     "http_request": "conveyor.actions.builtin.http_request:HttpRequestAction",
     "notify": "conveyor.actions.builtin.notify:NotifyAction",

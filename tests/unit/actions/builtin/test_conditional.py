@@ -23,7 +23,8 @@ async def test_first_true_branch_wins() -> None:
         ]
     )
 
-    assert outputs == {"branch": "large", "matched": True, "index": 1, "is_default": False}
+    assert outputs.items() >= {"branch": "large", "matched": True, "index": 1}.items()
+    assert not outputs["is_default"]
 
 
 async def test_default_is_taken_when_nothing_holds_wherever_it_stands() -> None:
@@ -31,7 +32,8 @@ async def test_default_is_taken_when_nothing_holds_wherever_it_stands() -> None:
         [{"name": "fallback"}, {"name": "a", "condition": "false"}, {"name": "b", "condition": "0"}]
     )
 
-    assert outputs == {"branch": "fallback", "matched": True, "index": 0, "is_default": True}
+    assert outputs.items() >= {"branch": "fallback", "matched": True, "index": 0}.items()
+    assert outputs["is_default"]
 
 
 async def test_a_true_branch_after_the_default_still_wins() -> None:
@@ -44,7 +46,16 @@ async def test_a_true_branch_after_the_default_still_wins() -> None:
 async def test_nothing_holds_and_no_default() -> None:
     outputs = await choose([{"name": "a", "condition": "False"}, {"name": "b", "condition": ""}])
 
-    assert outputs == {"branch": None, "matched": False, "index": None, "is_default": False}
+    assert outputs == {
+        "branch": None,
+        "matched": False,
+        "index": None,
+        "is_default": False,
+        "matched_branch": None,
+        "matched_label": "none",
+        "target_step": None,
+        "result": None,
+    }
 
 
 @pytest.mark.parametrize(
@@ -83,7 +94,6 @@ async def test_rendered_non_string_conditions_are_accepted() -> None:
 @pytest.mark.parametrize(
     ("branches", "message"),
     [
-        ([], "non-empty list"),
         ("nope", "got string"),
         ([{"condition": True}], "branch 0 must be an object with a string 'name'"),
     ],
@@ -93,3 +103,53 @@ async def test_malformed_branches_fail(branches: Any, message: str) -> None:
 
     assert not outcome.success
     assert message in (outcome.error or "")
+
+
+async def test_budpipeline_branches_give_its_outputs_and_target() -> None:
+    outputs = await choose(
+        [
+            {"id": "urgent", "label": "Urgent", "condition": False, "target_step": "page"},
+            {"id": "normal", "label": "Normal", "condition": True, "target_step": "queue"},
+        ]
+    )
+
+    assert (
+        outputs.items()
+        >= {
+            "matched_branch": "normal",
+            "matched_label": "Normal",
+            "target_step": "queue",
+            "result": "Normal",
+            "branch": "normal",
+        }.items()
+    )
+
+
+async def test_a_budpipeline_branch_without_a_condition_holds_where_it_stands() -> None:
+    outputs = await choose(
+        [{"id": "first", "target_step": "a"}, {"id": "second", "condition": True}]
+    )
+
+    assert outputs["matched_branch"] == "first"
+    assert outputs["matched_label"] == "first"
+
+
+@pytest.mark.parametrize(
+    ("params", "branch", "result"),
+    [
+        ({}, "true", {"branch": "true"}),
+        ({"condition": False}, "false", {"branch": "false"}),
+        ({"condition": True, "true_result": {"go": 1}}, "true", {"go": 1}),
+        ({"branches": [], "condition": False, "false_result": "no"}, "false", "no"),
+    ],
+)
+async def test_without_branches_the_condition_picks_a_result(
+    params: dict[str, Any], branch: str, result: Any
+) -> None:
+    outcome = await execute_raw(ConditionalAction, params)
+
+    assert outcome.success
+    assert outcome.outputs["branch"] == branch
+    assert outcome.outputs["matched_branch"] == branch
+    assert outcome.outputs["result"] == result
+    assert outcome.outputs["target_step"] is None

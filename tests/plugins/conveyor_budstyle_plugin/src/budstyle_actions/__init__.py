@@ -1,0 +1,1 @@
+"""Actions in BudPipeline's style."""
