@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -187,9 +186,9 @@ async def _run(
     health_port: int | None,
     health_host: str,
 ) -> int:
-    from temporalio.client import Client
     from temporalio.contrib.pydantic import pydantic_data_converter
 
+    from conveyor.backends.temporal.connection import connect, describe
     from conveyor.backends.temporal.health import HealthServer
     from conveyor.backends.temporal.worker import (
         ActivityCounter,
@@ -203,17 +202,12 @@ async def _run(
         # The pydantic converter also reads and writes dicts and dataclasses, and lets NOMAD
         # workflows take and return Pydantic models.
         client = await asyncio.wait_for(
-            Client.connect(
-                target,
-                namespace=settings.temporal_namespace,
-                data_converter=pydantic_data_converter,
-            ),
-            CONNECT_TIMEOUT,
+            connect(settings, data_converter=pydantic_data_converter), CONNECT_TIMEOUT
         )
     except TimeoutError:
         _exit_with(f"cannot reach Temporal at {target}: no answer within {CONNECT_TIMEOUT:g}s")
-    except Exception as exc:  # noqa: BLE001 - any connect failure is the same message
-        _exit_with(f"cannot connect to Temporal at {target}: {_connect_reason(exc)}")
+    except ConfigurationError as exc:  # TemporalConnectionError too: one line already
+        _exit_with(str(exc))
     await _check_namespace(client, settings)
     counter = ActivityCounter()
     workers = build_workers(client, registry, settings, options, counter=counter)
@@ -224,7 +218,10 @@ async def _run(
         task_queues=[worker.task_queue for worker in workers],
         counter=counter,
     )
-    _say("worker", f"Temporal {target}, namespace {settings.temporal_namespace}")
+    _say(
+        "worker",
+        f"Temporal {target}, namespace {settings.temporal_namespace} ({describe(settings)})",
+    )
     _say("queues", ", ".join(state.queues) or "none")
     _say("task queues", ", ".join(state.task_queues))
     _say("actions", f"{len(registry)} loaded: {', '.join(registry.types()) or 'none'}")
@@ -257,7 +254,9 @@ async def _run(
     try:
         await run_workers(workers, stop)
     except Exception as exc:  # noqa: BLE001 - a worker's fatal error, as one line
-        _exit_with(f"the worker stopped: {_connect_reason(exc)}")
+        from conveyor.backends.temporal.connection import connect_failure
+
+        _exit_with(f"the worker stopped: {connect_failure(exc, settings)}")
     finally:
         if health is not None:
             await health.stop()
@@ -296,19 +295,5 @@ def _error_line(message: str) -> None:
     stderr.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
 
 
-def _connect_reason(exc: BaseException) -> str:
-    """The useful part of a connect error (the core's text nests the OS error deep inside)."""
-    text = str(exc)
-    found = re.search(r'message: "([^"]+)"', text)
-    if found:
-        return found.group(1).lower()
-    return _first_line(exc)
-
-
 def _say(label: str, message: str) -> None:
     stderr.print(Text.assemble((f"{label}: ", "bold cyan"), message), soft_wrap=True)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
