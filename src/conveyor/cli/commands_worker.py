@@ -13,6 +13,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -144,18 +145,37 @@ def worker_command(
 
 def _registry(options: WorkerOptions) -> ActionRegistry:
     from conveyor.actions import ActionRegistry
-    from conveyor.backends.temporal.worker import registry_for
+    from conveyor.backends.temporal.worker import queues_of, registry_for
 
     everything = ActionRegistry.default()
     for failure in everything.failures:
         warning(f"skipped plugin {failure}")
     if options.queues is None:
-        return everything
-    served = registry_for(everything, options.queues)
+        return _loadable(everything, queues_of(everything))
+    served = _loadable(registry_for(everything, options.queues), options.queues)
     for name in options.queues:
         if not any(d.meta.queue == name for d in served):
             warning(f"no installed action runs on queue {name!r}")
     return served
+
+
+def _loadable(registry: ActionRegistry, queues: Sequence[str]) -> ActionRegistry:
+    """`registry` without the entry points of `queues` whose `load()` fails here (a missing
+    extra, say): each is a warning, as a plugin that does not import is."""
+    from conveyor.actions import ActionRegistry
+    from conveyor.backends.temporal.nomad import action_of
+
+    kept = []
+    for definition in registry:
+        source = action_of(definition)
+        if source is not None and {source.task_queue, source.activity_queue} & set(queues):
+            try:
+                source.loaded()
+            except Exception as exc:  # noqa: BLE001 - reported, and the rest is served
+                warning(f"skipped action {definition.type}: {type(exc).__name__}: {exc}")
+                continue
+        kept.append(definition)
+    return ActionRegistry(kept)
 
 
 @dataclass
