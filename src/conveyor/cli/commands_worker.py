@@ -172,7 +172,14 @@ def _loadable(registry: ActionRegistry, queues: Sequence[str]) -> ActionRegistry
             try:
                 source.loaded()
             except Exception as exc:  # noqa: BLE001 - reported, and the rest is served
-                warning(f"skipped action {definition.type}: {type(exc).__name__}: {exc}")
+                # One line, unwrapped, as the worker's other messages: greppable in a log.
+                stderr.print(
+                    Text.assemble(
+                        ("warning: ", "yellow"),
+                        f"skipped action {definition.type}: {type(exc).__name__}: {exc}",
+                    ),
+                    soft_wrap=True,
+                )
                 continue
         kept.append(definition)
     return ActionRegistry(kept)
