@@ -73,15 +73,18 @@ def tls_proxy(upstream: str, pki: Pki, *, require_client_cert: bool) -> Iterator
         except (ConnectionError, ssl.SSLError):
             pass
         finally:
-            with contextlib.suppress(Exception):
-                writer.close()
+            writer.close()
+
+    writers: set[asyncio.StreamWriter] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.add(writer)
         try:
             up_reader, up_writer = await asyncio.open_connection(host, int(port))
         except OSError:
             writer.close()
             return
+        writers.add(up_writer)
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
     async def serve() -> asyncio.Server:
@@ -89,15 +92,22 @@ def tls_proxy(upstream: str, pki: Pki, *, require_client_cert: bool) -> Iterator
         address.append(f"127.0.0.1:{server.sockets[0].getsockname()[1]}")
         return server
 
+    async def stop(server: asyncio.Server) -> None:
+        server.close()
+        for writer in writers:
+            writer.transport.abort()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.wait_closed()
+
     def run() -> None:
         asyncio.set_event_loop(loop)
         server = loop.run_until_complete(serve())
         ready.set()
         loop.run_forever()
-        server.close()
-        for task in asyncio.all_tasks(loop):
-            task.cancel()
-        loop.run_until_complete(asyncio.sleep(0))
+        loop.run_until_complete(stop(server))
         loop.close()
 
     thread = threading.Thread(target=run, name="tls-proxy", daemon=True)

@@ -86,17 +86,16 @@ async def connect(settings: Settings, **options: Any) -> Client:
         ConfigurationError: a certificate or key file cannot be read.
         TemporalConnectionError: the cluster cannot be reached or refused the connection.
     """
+    tls = tls_config(settings)
     api_key = settings.temporal_api_key
     try:
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.temporal_namespace,
-            tls=tls_config(settings),
+            tls=tls,
             api_key=api_key.get_secret_value() if api_key is not None else None,
             **options,
         )
-    except ConfigurationError:
-        raise
     except Exception as exc:  # noqa: BLE001 - the core raises RuntimeError with nested text
         raise TemporalConnectionError(
             f"cannot connect to Temporal at {settings.temporal_address}: "
@@ -124,15 +123,19 @@ def connect_failure(exc: BaseException, settings: Settings) -> str:
         )
     if "InvalidContentType" in text or "WrongVersion" in text.replace(" ", ""):
         return f"the server does not speak TLS: set {_env('temporal_tls')}=false"
-    if tls and ("close_notify" in text or "CertificateRequired" in text):
+    if tls and _closed_after_handshake(text):
+        # TLS 1.3 checks the client's certificate after the client thinks it is connected:
+        # the refusal reaches it as a closed connection (EOF, broken pipe or cancelled call).
         if settings.temporal_tls_cert_path is None:
             return (
-                "the server closed the TLS connection: it requires a client certificate "
-                f"(set {_env('temporal_tls_cert_path')} and {_env('temporal_tls_key_path')})"
+                "the server closed the TLS connection after the handshake, as a server that "
+                f"requires a client certificate does (set {_env('temporal_tls_cert_path')} "
+                f"and {_env('temporal_tls_key_path')})"
             )
         return (
-            "the server refused the client certificate in "
-            f"{_env('temporal_tls_cert_path')} ({settings.temporal_tls_cert_path})"
+            "the server closed the TLS connection after the handshake: it refused the client "
+            f"certificate in {_env('temporal_tls_cert_path')} "
+            f"({settings.temporal_tls_cert_path})"
         )
     if not tls and ("BrokenPipe" in text or "broken pipe" in text or "close_notify" in text):
         return (
@@ -144,6 +147,13 @@ def connect_failure(exc: BaseException, settings: Settings) -> str:
         return found.group(1).lower()
     lines = text.strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+def _closed_after_handshake(text: str) -> bool:
+    if "CertificateRequired" in text:
+        return True
+    closed = ("close_notify", "BrokenPipe", "broken pipe", "operation was canceled", "reset")
+    return "after connection" in text and any(sign in text for sign in closed)
 
 
 def _env(setting: str) -> str:
