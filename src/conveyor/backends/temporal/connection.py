@@ -152,8 +152,9 @@ def connect_failure(exc: BaseException, settings: Settings) -> str:
 def _closed_after_handshake(text: str) -> bool:
     if "CertificateRequired" in text:
         return True
-    closed = ("close_notify", "BrokenPipe", "broken pipe", "operation was canceled", "reset")
-    return "after connection" in text and any(sign in text for sign in closed)
+    closed = ("close_notify", "brokenpipe", "broken pipe", "operation was canceled", "reset")
+    lowered = text.lower()
+    return "after connection" in lowered and any(sign in lowered for sign in closed)
 
 
 def _env(setting: str) -> str:
