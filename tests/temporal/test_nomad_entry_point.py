@@ -257,3 +257,26 @@ def test_an_input_defined_beside_the_workflow_is_learnt_by_loading(
 def test_load_must_be_written() -> None:
     with pytest.raises(NotImplementedError, match="must implement load"):
         ActionEntryPoint(name="Bare").loaded()
+
+
+def test_a_pipeline_step_may_name_the_action_by_its_entry_point_id(
+    tmp_path: Path, pkg: str
+) -> None:
+    from conveyor.pipeline.spec import PipelineSpec
+    from conveyor.pipeline.validation import validate_pipeline
+
+    registry = install(tmp_path, pkg, cpu=action_modules(pkg, "cpu"))
+    pipeline = PipelineSpec.model_validate(
+        {
+            "name": "by-id",
+            "steps": [
+                {
+                    "id": "work",
+                    "action": f"{pkg}.cpu:cpu_action",
+                    "params": {"upload_id": "u", "user_id": "ada", "size": 2},
+                }
+            ],
+        }
+    )
+    assert validate_pipeline(pipeline, registry).errors == []
+    assert loads(pkg, "cpu") == []
