@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -26,6 +26,9 @@ from conveyor.errors import PipelineValidationError, RunNotFoundError
 from conveyor.events import Event, EventReceipt
 from conveyor.pipeline.spec import PipelineSpec
 from conveyor.runs import RunSummary, RunView
+
+if TYPE_CHECKING:
+    from conveyor.actions import ActionDefinition
 
 ACTION_STEP = "action"
 
@@ -185,34 +188,38 @@ class Client:
             PipelineValidationError: the action cannot run on this backend.
         """
         values = _as_values(data)
-        self._check_action(action_name, values)
+        action_name = self._check_action(action_name, values)
         return await self.backend.start_run(
             action_pipeline(action_name, values), values, kind="action", owner=owner
         )
 
-    def _check_action(self, action_name: str, values: Mapping[str, Any]) -> None:
-        """Refuse bad data and a backend that cannot run the action, before anything starts."""
+    def _check_action(self, action_name: str, values: Mapping[str, Any]) -> str:
+        """Refuse bad data and a backend that cannot run the action, before anything starts.
+
+        Returns the action's type (`action_name` may be the id of its entry point).
+        """
         from conveyor.actions import validated_params
 
         registry = getattr(self.backend, "registry", None)
         if registry is None:
-            return
-        definition = registry.get(action_name)
+            return action_name
+        definition: ActionDefinition = registry.get(action_name)
         validated_params(definition.meta, values)
         nomad = sys.modules.get("conveyor.backends.temporal.nomad")
         if nomad is None:
-            return  # Nothing imported it, so no NOMAD-shaped action is registered.
+            return definition.type  # Nothing imported it: no NOMAD-shaped action is registered.
         action = nomad.action_of(definition)
         if action is None:
-            return
+            return definition.type
         # The input type may check more than the params can say (nested fields, validators).
         action.input_data(values)
         if not _on_temporal(self.backend):
             from conveyor.pipeline.validation import ValidationIssue
 
             raise PipelineValidationError(
-                [ValidationIssue("steps[0].action", nomad.needs_temporal_message(action_name))]
+                [ValidationIssue("steps[0].action", nomad.needs_temporal_message(definition.type))]
             )
+        return definition.type
 
     async def get_action_status(self, run_id: str) -> ActionStatus:
         """RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED, TIMED_OUT, or UNKNOWN for an id

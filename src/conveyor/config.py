@@ -122,6 +122,30 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     temporal_task_queue_prefix: str = "conveyor"
+    temporal_tls: bool | None = None
+    """Connect with TLS; default: when a CA, a client certificate or an API key is set."""
+    temporal_tls_ca_path: Path | None = None
+    """The CA (PEM) the frontend's certificate is checked against; default: the system's."""
+    temporal_tls_cert_path: Path | None = None
+    """The client certificate (PEM) for mTLS; needs `temporal_tls_key_path`."""
+    temporal_tls_key_path: Path | None = None
+    """The client certificate's private key (PEM)."""
+    temporal_tls_server_name: str | None = None
+    """The name the frontend's certificate is checked against (and sent as SNI), when it is
+    not the address's host."""
+    temporal_api_key: SecretStr | None = None
+    """An API key, sent as a bearer token (a hosted cluster's); turns TLS on by default."""
+
+    @model_validator(mode="after")
+    def _temporal_client_certificate(self) -> Settings:
+        if (self.temporal_tls_cert_path is None) != (self.temporal_tls_key_path is None):
+            given, missing = (
+                ("temporal_tls_cert_path", "temporal_tls_key_path")
+                if self.temporal_tls_key_path is None
+                else ("temporal_tls_key_path", "temporal_tls_cert_path")
+            )
+            raise ValueError(f"{missing}: needed with {given} (a client certificate and its key)")
+        return self
 
     @field_validator("secrets_key")
     @classmethod

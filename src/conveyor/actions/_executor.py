@@ -32,11 +32,16 @@ class BaseActionExecutor:
 
 @dataclass(frozen=True)
 class ActionDefinition:
-    """A registered action: its metadata, its executor class and where it came from."""
+    """A registered action: its metadata, its executor class and where it came from.
+
+    `aliases` are other names the registry finds it by: the id of the entry point it was
+    installed as (``package.module:object``), the name NOMAD gives an action.
+    """
 
     meta: ActionMeta
     executor_class: type[BaseActionExecutor]
     source: str = "<direct>"
+    aliases: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems: list[str] = []

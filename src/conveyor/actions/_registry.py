@@ -13,6 +13,9 @@ plugin is reported and skipped while the others load:
 3. validate: turn each loaded object into an `ActionDefinition` and refuse a second definition
    of a type that is already registered, naming both sources.
 
+An action from an entry point is also found by the entry point's id, ``package.module:object``
+(NOMAD's name for an action): `get`, ``in`` and everything built on them take either.
+
 Built-in actions are entry points of the same group, declared by Conveyor's own distribution.
 That distribution is read first, so a plugin cannot take over a built-in's type: it is
 reported as a duplicate instead.
@@ -21,6 +24,7 @@ reported as a duplicate instead.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import importlib.metadata
 import re
 from collections.abc import Iterable, Iterator
@@ -146,6 +150,7 @@ class ActionRegistry:
     def __init__(self, actions: Iterable[object] = ()) -> None:
         """Start with `actions` (anything `add` accepts), all or none of them."""
         self._definitions: dict[str, ActionDefinition] = {}
+        self._aliases: dict[str, str] = {}
         self._reports: builtins.list[DiscoveryReport] = []
         self.add_many(actions)
 
@@ -194,16 +199,27 @@ class ActionRegistry:
                 )
             merged[definition.type] = definition
         self._definitions = merged
+        for definition in definitions:
+            self._alias(definition)
         return definitions
 
+    def _alias(self, definition: ActionDefinition) -> None:
+        # A type always wins over an alias, and the first action to claim an alias keeps it.
+        for alias in definition.aliases:
+            if alias not in self._definitions:
+                self._aliases.setdefault(alias, definition.type)
+
+    def _resolve(self, name: str) -> str:
+        return name if name in self._definitions else self._aliases.get(name, name)
+
     def get(self, action_type: str) -> ActionDefinition:
-        """The definition of `action_type`.
+        """The definition of `action_type` (a type, or the id of the entry point it came from).
 
         Raises:
             UnknownActionError: nothing of that type is registered (the known types named).
         """
         try:
-            return self._definitions[action_type]
+            return self._definitions[self._resolve(action_type)]
         except KeyError:
             raise UnknownActionError(action_type, self.types()) from None
 
@@ -216,7 +232,7 @@ class ActionRegistry:
         return definition.meta if definition is not None else None
 
     def __contains__(self, action_type: object) -> bool:
-        return action_type in self._definitions
+        return isinstance(action_type, str) and self._resolve(action_type) in self._definitions
 
     def __len__(self) -> int:
         return len(self._definitions)
@@ -265,7 +281,9 @@ class ActionRegistry:
         loaded: builtins.list[ActionDefinition] = []
         for plugin, obj in loaded_objects:
             try:
-                definition = definition_of(obj, plugin.source)
+                definition = dataclasses.replace(
+                    definition_of(obj, plugin.source), aliases=(plugin.entry_point.value,)
+                )
                 existing = self._definitions.get(definition.type)
                 if existing == definition:
                     continue
@@ -275,6 +293,7 @@ class ActionRegistry:
                 failed.append(plugin.failure(exc, "validate"))
                 continue
             self._definitions[definition.type] = definition
+            self._alias(definition)
             loaded.append(definition)
         report = DiscoveryReport(group=group, loaded=loaded, failed=failed)
         self._reports.append(report)

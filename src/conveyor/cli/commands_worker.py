@@ -13,6 +13,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -20,7 +21,7 @@ import typer
 from rich.text import Text
 
 from conveyor.cli.app import app
-from conveyor.cli.backends import CONNECT_TIMEOUT, connect_reason
+from conveyor.cli.backends import CONNECT_TIMEOUT
 from conveyor.cli.common import configure_logging, settings_for, stderr, warning
 from conveyor.config import Settings
 from conveyor.errors import ConfigurationError
@@ -142,18 +143,44 @@ def worker_command(
 
 def _registry(options: WorkerOptions) -> ActionRegistry:
     from conveyor.actions import ActionRegistry
-    from conveyor.backends.temporal.worker import registry_for
+    from conveyor.backends.temporal.worker import queues_of, registry_for
 
     everything = ActionRegistry.default()
     for failure in everything.failures:
         warning(f"skipped plugin {failure}")
     if options.queues is None:
-        return everything
-    served = registry_for(everything, options.queues)
+        return _loadable(everything, queues_of(everything))
+    served = _loadable(registry_for(everything, options.queues), options.queues)
     for name in options.queues:
         if not any(d.meta.queue == name for d in served):
             warning(f"no installed action runs on queue {name!r}")
     return served
+
+
+def _loadable(registry: ActionRegistry, queues: Sequence[str]) -> ActionRegistry:
+    """`registry` without the entry points of `queues` whose `load()` fails here (a missing
+    extra, say): each is a warning, as a plugin that does not import is."""
+    from conveyor.actions import ActionRegistry
+    from conveyor.backends.temporal.nomad import action_of
+
+    kept = []
+    for definition in registry:
+        source = action_of(definition)
+        if source is not None and {source.task_queue, source.activity_queue} & set(queues):
+            try:
+                source.loaded()
+            except Exception as exc:  # noqa: BLE001 - reported, and the rest is served
+                # One line, unwrapped, as the worker's other messages: greppable in a log.
+                stderr.print(
+                    Text.assemble(
+                        ("warning: ", "yellow"),
+                        f"skipped action {definition.type}: {type(exc).__name__}: {exc}",
+                    ),
+                    soft_wrap=True,
+                )
+                continue
+        kept.append(definition)
+    return ActionRegistry(kept)
 
 
 @dataclass
@@ -184,9 +211,9 @@ async def _run(
     health_port: int | None,
     health_host: str,
 ) -> int:
-    from temporalio.client import Client
     from temporalio.contrib.pydantic import pydantic_data_converter
 
+    from conveyor.backends.temporal.connection import connect, describe
     from conveyor.backends.temporal.health import HealthServer
     from conveyor.backends.temporal.worker import (
         ActivityCounter,
@@ -200,17 +227,12 @@ async def _run(
         # The pydantic converter also reads and writes dicts and dataclasses, and lets NOMAD
         # workflows take and return Pydantic models.
         client = await asyncio.wait_for(
-            Client.connect(
-                target,
-                namespace=settings.temporal_namespace,
-                data_converter=pydantic_data_converter,
-            ),
-            CONNECT_TIMEOUT,
+            connect(settings, data_converter=pydantic_data_converter), CONNECT_TIMEOUT
         )
     except TimeoutError:
         _exit_with(f"cannot reach Temporal at {target}: no answer within {CONNECT_TIMEOUT:g}s")
-    except Exception as exc:  # noqa: BLE001 - any connect failure is the same message
-        _exit_with(f"cannot connect to Temporal at {target}: {connect_reason(exc)}")
+    except ConfigurationError as exc:  # TemporalConnectionError too: one line already
+        _exit_with(str(exc))
     await _check_namespace(client, settings)
     counter = ActivityCounter()
     workers = build_workers(client, registry, settings, options, counter=counter)
@@ -221,7 +243,10 @@ async def _run(
         task_queues=[worker.task_queue for worker in workers],
         counter=counter,
     )
-    _say("worker", f"Temporal {target}, namespace {settings.temporal_namespace}")
+    _say(
+        "worker",
+        f"Temporal {target}, namespace {settings.temporal_namespace} ({describe(settings)})",
+    )
     _say("queues", ", ".join(state.queues) or "none")
     _say("task queues", ", ".join(state.task_queues))
     _say("actions", f"{len(registry)} loaded: {', '.join(registry.types()) or 'none'}")
@@ -254,7 +279,9 @@ async def _run(
     try:
         await run_workers(workers, stop)
     except Exception as exc:  # noqa: BLE001 - a worker's fatal error, as one line
-        _exit_with(f"the worker stopped: {connect_reason(exc)}")
+        from conveyor.backends.temporal.connection import connect_failure
+
+        _exit_with(f"the worker stopped: {connect_failure(exc, settings)}")
     finally:
         if health is not None:
             await health.stop()
@@ -295,8 +322,3 @@ def _error_line(message: str) -> None:
 
 def _say(label: str, message: str) -> None:
     stderr.print(Text.assemble((f"{label}: ", "bold cyan"), message), soft_wrap=True)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

@@ -112,11 +112,16 @@ class TemporalBackend:
         return self._client
 
     async def start(self) -> None:
-        """Connect to the cluster."""
+        """Connect to the cluster (TLS and API key as the settings say).
+
+        Raises:
+            TemporalConnectionError: the cluster cannot be reached or refused the connection,
+                said in one line.
+        """
         if self._client is None:
-            self._client = await Client.connect(
-                self.settings.temporal_address, namespace=self.settings.temporal_namespace
-            )
+            from conveyor.backends.temporal.connection import connect
+
+            self._client = await connect(self.settings)
 
     async def stop(self) -> None:
         """Nothing to release: runs live on the cluster."""

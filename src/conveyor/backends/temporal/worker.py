@@ -7,9 +7,9 @@ mailboxes) only when asked; the CLI asks for them with the `default` queue (`WOR
 like NOMAD's CPU worker, the general-purpose worker carries the orchestration, and a GPU worker
 carries only GPU work.
 
-A queue's worker also registers the NOMAD-shaped actions (`nomad.Action`) of that queue: their
-hand-written workflows on the Action's `task_queue`, their activities on its
-`task_queue_activities` (or `task_queue`).
+A queue's worker also registers the NOMAD-shaped actions (`nomad.Action`, or an
+`ActionEntryPoint`, loaded here and only here) of that queue: their hand-written workflows on
+the Action's `task_queue`, their activities on its `task_queue_activities` (or `task_queue`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from conveyor.actions import ActionDefinition, ActionRegistry, Publisher, ServiceInvoker
 from conveyor.backends.temporal import names
 from conveyor.backends.temporal.activities import HEARTBEAT_EVERY_SECONDS, ConveyorActivities
-from conveyor.backends.temporal.nomad import Action, action_of, workflow_actions
+from conveyor.backends.temporal.nomad import WorkflowSource, action_of, workflow_actions
 from conveyor.backends.temporal.workflows import MailboxWorkflow, RunWorkflow
 from conveyor.config import Settings
 
@@ -200,11 +200,18 @@ def build_workers(
     return workers
 
 
-def _nomad_parts(actions: Sequence[Action], queue: str) -> tuple[list[type], list[Any]]:
-    """The hand-written workflows and activities that run on `queue`, each once."""
+def _nomad_parts(sources: Sequence[WorkflowSource], queue: str) -> tuple[list[type], list[Any]]:
+    """The hand-written workflows and activities that run on `queue`, each once.
+
+    Only the actions of `queue` are loaded: an entry point of another queue never imports
+    its workflow, nor the optional dependencies of its activities.
+    """
     workflows: dict[str, type] = {}
     activities: dict[int, Any] = {}
-    for action in actions:
+    for source in sources:
+        if queue not in (source.task_queue, source.activity_queue):
+            continue
+        action = source.loaded()
         if action.task_queue == queue:
             workflows.setdefault(action.workflow_name, action.workflow)
         if action.activity_queue == queue:

@@ -1,18 +1,4 @@
-"""NOMAD-shaped actions: a hand-written Temporal workflow and its activities, run as an action.
-
-A NOMAD action ports by changing its import and its entry-point group::
-
-    from conveyor.backends.temporal.nomad import Action, TaskQueue
-
-    my_action = Action(
-        task_queue=TaskQueue.CPU,
-        workflow=ExampleWorkflow,
-        activities=[get_request],
-    )
-
-    # pyproject.toml
-    [project.entry-points."conveyor.actions"]
-    example_workflow = "nomad_example.actions.myaction:my_action"
+"""`Action`: a hand-written Temporal workflow and its activities, run as a Conveyor action.
 
 The registry reads an `Action` like any other action: its params come from the type of the
 workflow's `@workflow.run` argument (a dataclass or a Pydantic model), so the catalog, forms
@@ -34,7 +20,7 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, create_model
 from pydantic_core import PydanticUndefined, to_jsonable_python
@@ -53,16 +39,6 @@ from conveyor.actions import (
 from conveyor.actions._function import _outputs_of, _params_of
 from conveyor.backends.temporal import names
 from conveyor.errors import InvalidActionError, ParamProblem, ParamValidationError
-
-__all__ = [
-    "Action",
-    "TaskQueue",
-    "WorkflowActionExecutor",
-    "action_of",
-    "needs_temporal_message",
-    "task_queue",
-    "workflow_actions",
-]
 
 PREFIX_MEMO = "conveyor_task_queue_prefix"
 """The memo key under which a started workflow finds the cluster's task-queue prefix."""
@@ -173,29 +149,7 @@ class Action:
     @cached_property
     def input_type(self) -> builtins.type:
         """The type of the `@workflow.run` method's argument (a dataclass or a model)."""
-        run = self._definition.run_fn
-        try:
-            hints = typing.get_type_hints(run)
-        except Exception as exc:  # NameError or TypeError from an unresolvable annotation
-            raise InvalidActionError(
-                self.type, [f"workflow: the run method's annotations cannot be resolved: {exc}"]
-            ) from exc
-        arguments = list(run.__code__.co_varnames[1 : run.__code__.co_argcount])
-        if len(arguments) != 1 or arguments[0] not in hints:
-            raise InvalidActionError(
-                self.type,
-                [
-                    "workflow: the @workflow.run method must take one annotated argument "
-                    "(a dataclass or a pydantic model), as NOMAD's do"
-                ],
-            )
-        hint = hints[arguments[0]]
-        if not (isinstance(hint, type) and (issubclass(hint, BaseModel) or _is_dataclass(hint))):
-            raise InvalidActionError(
-                self.type,
-                [f"workflow: the run argument is {hint!r}, not a dataclass or a pydantic model"],
-            )
-        return hint
+        return run_input_type(self._definition.run_fn, self.type)
 
     @cached_property
     def _adapter(self) -> TypeAdapter[Any]:
@@ -211,35 +165,29 @@ class Action:
             if activity._Definition.from_callable(fn) is None
         ]
         self.workflow_name  # noqa: B018 - raises for a dynamic workflow
-        model = _as_model(self.input_type)
-        params, param_problems = _params_of(model)
-        problems.extend(param_problems)
         if problems:
             raise InvalidActionError(self.type, problems)
         doc = (self.workflow.__doc__ or "").strip().splitlines()
-        return ActionMeta(
+        return workflow_meta(
             type=self.type,
             version=self.version,
             name=self.name or self.workflow_name,
             description=self.description or (doc[0] if doc else f"Runs {self.workflow_name}"),
             category=self.category,
             queue=self.task_queue,
-            params=params,
-            outputs=_returned_outputs(self._definition.ret_type),
-            dynamic_outputs=True,
-            # Re-running the step attaches to the same workflow id: safe after a lost worker.
-            idempotent=True,
+            input_type=self.input_type,
+            return_type=self._definition.ret_type,
             timeout_seconds=self.timeout_seconds,
         )
 
     @cached_property
     def executor_class(self) -> builtins.type[WorkflowActionExecutor]:
         """The executor the registry pairs with `meta` (one subclass per action)."""
-        return types.new_class(
-            f"{self.workflow.__name__}Executor",
-            (WorkflowActionExecutor,),
-            exec_body=lambda ns: ns.update(action=self, __module__=self.workflow.__module__),
-        )
+        return executor_for(self, self.workflow.__name__, self.workflow.__module__)
+
+    def loaded(self) -> Action:
+        """Itself: an `Action` is loaded when it exists (see `ActionEntryPoint.loaded`)."""
+        return self
 
     def input_data(self, values: Mapping[str, Any]) -> Any:
         """`values` validated into the run argument's type.
@@ -247,36 +195,155 @@ class Action:
         Raises:
             ParamValidationError: a field is missing or wrong, each problem naming its path.
         """
-        try:
-            return self._adapter.validate_python(dict(values))
-        except ValidationError as exc:
-            problems = [
-                ParamProblem(".".join(str(part) for part in error["loc"]) or "data", error["msg"])
-                for error in exc.errors(include_url=False)
-            ]
-            raise ParamValidationError(problems, self.type) from None
+        return validate_input(self._adapter, values, self.type)
+
+
+class WorkflowSource(Protocol):
+    """What runs a hand-written workflow as an action: an `Action`, or an `ActionEntryPoint`
+    that loads one when a process first needs it."""
+
+    @property
+    def task_queue(self) -> str:
+        """The queue the workflow runs on."""
+
+    @property
+    def type(self) -> str:
+        """The action's type."""
+
+    @property
+    def activity_queue(self) -> str:
+        """The queue the activities run on."""
+
+    def input_data(self, values: Mapping[str, Any]) -> Any:
+        """`values` validated into the workflow's input type."""
+
+    def loaded(self) -> Action:
+        """The `Action`, with its workflow and activities imported."""
+
+
+def run_input_type(run: Callable[..., Any], action_type: str) -> type:
+    """The type of a `@workflow.run` method's one argument, checked.
+
+    Raises:
+        InvalidActionError: the argument is missing, unannotated, or not a dataclass or a model.
+    """
+    try:
+        hints = typing.get_type_hints(run)
+    except Exception as exc:  # NameError or TypeError from an unresolvable annotation
+        raise InvalidActionError(
+            action_type, [f"workflow: the run method's annotations cannot be resolved: {exc}"]
+        ) from exc
+    arguments = list(run.__code__.co_varnames[1 : run.__code__.co_argcount])
+    if len(arguments) != 1 or arguments[0] not in hints:
+        raise InvalidActionError(
+            action_type,
+            [
+                "workflow: the @workflow.run method must take one annotated argument "
+                "(a dataclass or a pydantic model), as NOMAD's do"
+            ],
+        )
+    return checked_input_type(hints[arguments[0]], action_type)
+
+
+def checked_input_type(hint: Any, action_type: str) -> type:
+    """`hint` when it is a dataclass or a Pydantic model.
+
+    Raises:
+        InvalidActionError: it is anything else.
+    """
+    if not (isinstance(hint, type) and (issubclass(hint, BaseModel) or _is_dataclass(hint))):
+        raise InvalidActionError(
+            action_type,
+            [f"workflow: the run argument is {hint!r}, not a dataclass or a pydantic model"],
+        )
+    return hint
+
+
+def workflow_meta(
+    *,
+    type: str,
+    version: str,
+    name: str,
+    description: str,
+    category: str,
+    queue: str,
+    input_type: builtins.type,
+    return_type: Any,
+    timeout_seconds: float | None,
+) -> ActionMeta:
+    """The metadata of a workflow action: params from its input type's fields.
+
+    Raises:
+        InvalidActionError: a field of the input type cannot be a param.
+    """
+    params, problems = _params_of(_as_model(input_type))
+    if problems:
+        raise InvalidActionError(type, problems)
+    return ActionMeta(
+        type=type,
+        version=version,
+        name=name,
+        description=description,
+        category=category,
+        queue=queue,
+        params=params,
+        outputs=_returned_outputs(return_type),
+        dynamic_outputs=True,
+        # Re-running the step attaches to the same workflow id: safe after a lost worker.
+        idempotent=True,
+        timeout_seconds=timeout_seconds,
+    )
+
+
+def validate_input(adapter: TypeAdapter[Any], values: Mapping[str, Any], action_type: str) -> Any:
+    """`values` validated by `adapter`; each problem names its path.
+
+    Raises:
+        ParamValidationError: a field is missing or wrong.
+    """
+    try:
+        return adapter.validate_python(dict(values))
+    except ValidationError as exc:
+        problems = [
+            ParamProblem(".".join(str(part) for part in error["loc"]) or "data", error["msg"])
+            for error in exc.errors(include_url=False)
+        ]
+        raise ParamValidationError(problems, action_type) from None
+
+
+def executor_for(
+    source: WorkflowSource, label: str, module: str
+) -> builtins.type[WorkflowActionExecutor]:
+    """A `WorkflowActionExecutor` subclass that runs `source`'s workflow."""
+    return types.new_class(
+        f"{label}Executor",
+        (WorkflowActionExecutor,),
+        exec_body=lambda ns: ns.update(source=source, __module__=module),
+    )
 
 
 class WorkflowActionExecutor(BaseActionExecutor):
     """Starts the Action's workflow from the step's activity and waits for its result.
 
-    `Action.executor_class` makes one subclass per action, with `action` set.
+    `executor_for` makes one subclass per action, with `source` set; the workflow is loaded
+    (`source.loaded()`) only when a step runs.
     """
 
-    action: ClassVar[Action]
+    source: ClassVar[WorkflowSource]
 
     def __init__(self) -> None:
         self._handle: WorkflowHandle[Any, Any] | None = None
 
     async def execute(self, context: ActionContext) -> ActionResult:
         """Start (or re-attach to) the workflow, wait for it, return its result as outputs."""
-        action = self.action
+        source = self.source
         if not activity.in_activity():
-            return ActionResult(success=False, error=needs_temporal_message(action.type))
+            return ActionResult(success=False, error=needs_temporal_message(source.type))
         try:
-            data = action.input_data(context.params)
+            data = source.input_data(context.params)
         except ParamValidationError as exc:
             return ActionResult(success=False, error=str(exc))
+        action = source.loaded()
         prefix = context.settings.temporal_task_queue_prefix if context.settings else "conveyor"
         index = "" if context.item_index is None else f".{context.item_index}"
         self._handle = handle = await activity.client().start_workflow(
@@ -301,16 +368,17 @@ class WorkflowActionExecutor(BaseActionExecutor):
             await self._handle.cancel()
 
 
-def action_of(definition: ActionDefinition) -> Action | None:
-    """The `Action` a registered definition stands for, if it is a NOMAD-shaped one."""
+def action_of(definition: ActionDefinition) -> WorkflowSource | None:
+    """The `Action` (or `ActionEntryPoint`) a registered definition stands for, if it is a
+    NOMAD-shaped one. An entry point's workflow is not loaded by this."""
     executor = definition.executor_class
     if isinstance(executor, type) and issubclass(executor, WorkflowActionExecutor):
-        return executor.action
+        return executor.source
     return None
 
 
-def workflow_actions(registry: ActionRegistry) -> list[Action]:
-    """The NOMAD-shaped actions of `registry`."""
+def workflow_actions(registry: ActionRegistry) -> list[WorkflowSource]:
+    """The NOMAD-shaped actions of `registry` (entry points not loaded)."""
     return [action for action in map(action_of, registry) if action is not None]
 
 
