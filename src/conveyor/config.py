@@ -6,11 +6,10 @@ or ``CONVEYOR_QUEUES='{"gpu": 1}'``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_CORRELATION_PATHS = (
@@ -21,9 +20,20 @@ DEFAULT_CORRELATION_PATHS = (
 )
 
 
-def _default_db_path() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "conveyor" / "conveyor.db"
+DEFAULT_DB_PATH = Path(".conveyor") / "conveyor.db"
+"""The database every command uses unless told otherwise, relative to the working directory:
+the one `make run` serves, so a key made by `conveyor keys create` there is one it accepts."""
+
+
+class RetentionRule(BaseModel):
+    """Which finished runs are deleted: those of these statuses that ended this long ago."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    older_than_days: float = Field(gt=0)
+    statuses: list[Literal["completed", "failed", "cancelled", "timed_out"]] = Field(
+        default_factory=lambda: ["completed", "failed", "cancelled", "timed_out"], min_length=1
+    )
 
 
 class Settings(BaseSettings):
@@ -32,8 +42,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore")
 
     backend: Literal["local", "temporal"] = "local"
-    db_path: Path = Field(default_factory=_default_db_path)
-    """The embedded engine's SQLite file."""
+    db_path: Path = DEFAULT_DB_PATH
+    """The embedded engine's SQLite file (`.conveyor/conveyor.db` in the working directory)."""
 
     # Services and publishing.
     services: dict[str, str] = Field(default_factory=dict)
@@ -83,6 +93,18 @@ class Settings(BaseSettings):
     events_token: SecretStr | None = None
     """The bearer token the HTTP events endpoint accepts (besides API keys), for senders such
     as a Dapr sidecar that cannot hold a scoped key."""
+
+    # Step logs and retention.
+    step_log_max_bytes: int = Field(default=64 * 1024, ge=0)
+    """How much of each step's log (`context.logger`) is kept with its run; past it, one
+    line says the rest was dropped."""
+    retention: RetentionRule | None = None
+    """Finished runs deleted by `conveyor serve` (with their timeline, logs, events and
+    deliveries), e.g. ``{"older_than_days": 30}``; None keeps every run."""
+    retention_by_owner: dict[str, RetentionRule] = Field(default_factory=dict)
+    """Owner to rule, in place of `retention` for that owner's runs."""
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    """How often `conveyor serve` applies the retention rules."""
 
     # Temporal.
     temporal_address: str = "127.0.0.1:7233"

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from conveyor.backends.local import LocalBackend
     from conveyor.pipeline.spec import PipelineSpec
     from conveyor.runs import RunView
+
+_T = TypeVar("_T")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -336,6 +338,25 @@ async def _settled(backend: LocalBackend, run_id: str, view: RunView) -> RunView
         await asyncio.sleep(0.05)
         view = await backend.get(run_id)
     return view
+
+
+async def interruptible(awaitable: Awaitable[_T]) -> _T | None:
+    """`awaitable`'s result, or None when Ctrl-C (or SIGTERM) came first (it is cancelled)."""
+    interrupted = asyncio.Event()
+    restore = _on_signals(interrupted.set)
+    work = asyncio.ensure_future(awaitable)
+    stopper = asyncio.ensure_future(interrupted.wait())
+    try:
+        await asyncio.wait({work, stopper}, return_when="FIRST_COMPLETED")
+    finally:
+        restore()
+        stopper.cancel()
+        if not work.done():
+            work.cancel()
+        await asyncio.gather(work, stopper, return_exceptions=True)
+    if interrupted.is_set() and not (work.done() and not work.cancelled()):
+        return None
+    return work.result()
 
 
 def _on_signals(handler: Callable[[], None]) -> Callable[[], None]:
