@@ -320,9 +320,11 @@ async def _run(
         view = await backend.cancel(run_id, f"{reason} (conveyor run)")
         view = await _settled(backend, run_id, view)
         code = EXIT_INTERRUPTED if interrupted.is_set() else EXIT_FAILED
-        if not json_output:
+        if json_output:
+            error(f"{reason}: run {run_id} was cancelled")
+        else:
+            # Once: the outcome below says it (the run's error is the reason).
             stdout.print(render_run(view))
-        error(f"{reason}: run {run_id} was cancelled")
     if json_output:
         print_json(view)
     else:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from conveyor.cli.app import app
@@ -41,6 +40,7 @@ from conveyor.cli.common import (
     warning,
 )
 from conveyor.cli.remote import ApiKeyOption, RemoteError, ServerOption
+from conveyor.cli.tables import fit, local_time, table
 from conveyor.config import Settings
 from conveyor.errors import RunNotFoundError
 
@@ -56,6 +56,8 @@ POLL_SECONDS = 0.2
 """How often `show --follow` reads a run again from a database another process writes."""
 
 EXIT_INTERRUPTED = 130
+ERROR_COLUMN_WIDTH = 100
+"""The narrowest terminal `runs list` shows errors on (ids and times take about 80)."""
 
 _T = TypeVar("_T")
 
@@ -116,30 +118,23 @@ def list_command(
     if not runs:
         stdout.print(f"No runs {where}.")
         return
-    table = Table(title=f"Runs {where}", title_justify="left", box=None, pad_edge=False)
-    # Ids are what users copy into the next command: never cut them short.
-    table.add_column("run", no_wrap=True, min_width=32)
-    table.add_column("pipeline", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("created", no_wrap=True)
-    table.add_column("time", justify="right", no_wrap=True)
-    # One line per run: the error is cut to the space left, and left out of a narrow
-    # terminal (`runs show` has all of it).
-    errors = stdout.width >= 120 and any(run.error for run in runs)
-    if errors:
-        table.add_column("error", no_wrap=True, overflow="ellipsis")
+    # One line per run, unless it has an error: that column takes the width left and
+    # wraps; on a narrow terminal it is left out (`runs show` has all of it).
+    errors = stdout.width >= ERROR_COLUMN_WIDTH and any(run.error for run in runs)
+    headers = ["run", "pipeline", "status", "created", "time"]
+    shown = table(*headers, *(["error"] if errors else []), title=f"Runs {where}")
     for run in runs:
         cells: list[str | Text] = [
             run.run_id,
             run.pipeline,
             Text(run.status.value, style=RUN_STYLES.get(run.status, "")),
-            _local_time(run.created_at),
+            local_time(run.created_at),
             format_duration(_seconds(run)),
         ]
         if errors:
             cells.append(Text(run.error or "", style="red"))
-        table.add_row(*cells)
-    stdout.print(table)
+        shown.add_row(*cells)
+    stdout.print(fit(shown, stdout))
 
 
 def _statuses(values: list[str]) -> list[str]:
@@ -411,12 +406,6 @@ def require_db(settings: Settings, run_id: str) -> None:
     # Looking a run up must not leave an empty database behind at a mistyped path.
     if not settings.db_path.exists():
         fail(f"no run with id {run_id!r}: there is no database at {settings.db_path}")
-
-
-def _local_time(value: datetime | None) -> str:
-    if value is None:
-        return ""
-    return value.astimezone().strftime("%m-%d %H:%M:%S")
 
 
 def _seconds(run: RunSummary) -> float | None:
