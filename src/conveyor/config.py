@@ -25,15 +25,20 @@ DEFAULT_DB_PATH = Path(".conveyor") / "conveyor.db"
 the one `make run` serves, so a key made by `conveyor keys create` there is one it accepts."""
 
 
+FinishedStatus = Literal["completed", "failed", "cancelled", "timed_out"]
+
+
+def _every_finished_status() -> list[FinishedStatus]:
+    return ["completed", "failed", "cancelled", "timed_out"]
+
+
 class RetentionRule(BaseModel):
     """Which finished runs are deleted: those of these statuses that ended this long ago."""
 
     model_config = ConfigDict(extra="forbid")
 
     older_than_days: float = Field(gt=0)
-    statuses: list[Literal["completed", "failed", "cancelled", "timed_out"]] = Field(
-        default_factory=lambda: ["completed", "failed", "cancelled", "timed_out"], min_length=1
-    )
+    statuses: list[FinishedStatus] = Field(default_factory=_every_finished_status, min_length=1)
 
 
 class Settings(BaseSettings):

@@ -138,9 +138,15 @@ def list_command(
             str(item["latest_version"]),
             item["owner"],
             local_time(item["updated_at"]),
-            item.get("description") or "",
+            _first_sentence(item.get("description") or ""),
         )
     stdout.print(fit(shown, stdout))
+
+
+def _first_sentence(text: str) -> str:
+    # A table row says what a pipeline is; `pipelines show` has the rest.
+    head, dot, _ = " ".join(text.split()).partition(". ")
+    return head + ("." if dot else "")
 
 
 @pipelines_app.command("show")

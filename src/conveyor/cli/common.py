@@ -151,22 +151,24 @@ def print_json(value: BaseModel | Any) -> None:
 
 def error(message: str) -> None:
     """Print an error for a person on stderr (the message is never read as Rich markup)."""
-    stderr.print(Text.assemble(("error: ", "bold red"), message))
+    # soft_wrap: the terminal folds a long line, but no newline is put inside a path or a
+    # command the message names, so it still works when copied.
+    stderr.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
 
 
 def detail(message: str) -> None:
     """Print an indented line under an error or warning, on stderr."""
-    stderr.print(Text("  " + message))
+    stderr.print(Text("  " + message), soft_wrap=True)
 
 
 def note(message: str) -> None:
     """Print a line of progress for a person, on stderr."""
-    stderr.print(Text(message, style="dim"))
+    stderr.print(Text(message, style="dim"), soft_wrap=True)
 
 
 def warning(message: str) -> None:
     """Print a warning on stderr."""
-    stderr.print(Text.assemble(("warning: ", "yellow"), message))
+    stderr.print(Text.assemble(("warning: ", "yellow"), message), soft_wrap=True)
 
 
 def fail(message: str, *, code: int = 1) -> NoReturn:
