@@ -177,8 +177,8 @@ def _eta(state: RunState, progress: float, now: float | None) -> float | None:
 
     Extrapolated from the progress so far, but never shorter than a durable timer the run
     must wait out (a 300 s delay, a retry's backoff): a retry that kept finished steps would
-    otherwise look nearly done at once. None while a step waits for an event: when it comes
-    is not the run's to know.
+    otherwise look nearly done at once. None while a step waits for an event that has said
+    nothing of its progress: when it comes is not the run's to know.
     """
     if now is None or state.status is not RunStatus.RUNNING or state.started_at is None:
         return None
@@ -187,7 +187,7 @@ def _eta(state: RunState, progress: float, now: float | None) -> float | None:
     timers: list[float] = []
     for step in state.steps.values():
         for unit in [step, *(step.items or [])]:
-            if unit.status is StepStatus.WAITING and unit.external_id:
+            if unit.status is StepStatus.WAITING and unit.external_id and unit.progress <= 0:
                 return None
             if unit.active and unit.timer_at is not None:
                 timers.append(unit.timer_at - now)

@@ -267,6 +267,7 @@ def _message(step: StepView) -> Text:
     if step.items is not None:
         done = sum(1 for item in step.items if item.status.is_terminal)
         parts.append(f"{done}/{len(step.items)} items")
-    if step.status is StepStatus.WAITING and step.external_id and not step.message:
+    if step.status is StepStatus.WAITING and step.external_id and step.progress > 0:
+        # With progress, the bar takes the progress column: say what it waits for here.
         parts.append(f"waiting for events on {step.external_id}")
     return Text(" · ".join(parts), style="dim" if step.status is StepStatus.SKIPPED else "")
