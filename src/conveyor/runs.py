@@ -215,7 +215,8 @@ class RunEvent(BaseModel):
     """One entry of a run's timeline: a status change, a progress report or an applied event.
 
     `kind` is `run` (the run's status changed), `step` (a step's or item's status changed),
-    `progress` (a step reported progress) or `event` (an event was applied to a waiting step).
+    `progress` (a step reported progress), `event` (an event was applied to a waiting step)
+    or `log` (a line the step logged: `message`, `attempt`, `data.level`).
     """
 
     model_config = ConfigDict(frozen=True)
