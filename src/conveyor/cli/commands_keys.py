@@ -13,8 +13,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
+from conveyor.cli import tables
 from conveyor.cli.app import app
 from conveyor.cli.common import (
     DbOption,
@@ -105,11 +105,11 @@ def list_command(db: DbOption = None, as_json: JsonOption = False) -> None:
     if not keys:
         note(f"no API keys; make one with `{command_name()} keys create --owner NAME --scope read`")
         return
-    table = Table("Id", "Owner", "Scope", "Created", "Revoked")
+    table = tables.table("id", "owner", "scope", "created", "revoked", text="owner")
     for k in keys:
         revoked = k.revoked_at.strftime("%Y-%m-%d %H:%M") if k.revoked_at else ""
         table.add_row(k.id, k.owner, k.scope, k.created_at.strftime("%Y-%m-%d %H:%M"), revoked)
-    stdout.print(table)
+    stdout.print(tables.fit(table, stdout))
 
 
 @keys_app.command("revoke")
