@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -26,9 +25,25 @@ DEFAULT_CORRELATION_PATHS = (
 )
 
 
-def _default_db_path() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "conveyor" / "conveyor.db"
+DEFAULT_DB_PATH = Path(".conveyor") / "conveyor.db"
+"""The database every command uses unless told otherwise, relative to the working directory:
+the one `make run` serves, so a key made by `conveyor keys create` there is one it accepts."""
+
+
+FinishedStatus = Literal["completed", "failed", "cancelled", "timed_out"]
+
+
+def _every_finished_status() -> list[FinishedStatus]:
+    return ["completed", "failed", "cancelled", "timed_out"]
+
+
+class RetentionRule(BaseModel):
+    """Which finished runs are deleted: those of these statuses that ended this long ago."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    older_than_days: float = Field(gt=0)
+    statuses: list[FinishedStatus] = Field(default_factory=_every_finished_status, min_length=1)
 
 
 class Settings(BaseSettings):
@@ -37,8 +52,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore")
 
     backend: Literal["local", "temporal"] = "local"
-    db_path: Path = Field(default_factory=_default_db_path)
-    """The embedded engine's SQLite file."""
+    db_path: Path = DEFAULT_DB_PATH
+    """The embedded engine's SQLite file (`.conveyor/conveyor.db` in the working directory)."""
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     """SQLite's `synchronous` for the embedded engine. NORMAL: a commit survives the process
     being killed, the last commits may be lost to a power loss or OS crash. FULL: they survive
@@ -117,6 +132,17 @@ class Settings(BaseSettings):
     """How deep macro calls may nest in a template."""
     template_max_nesting: int = Field(default=50, ge=1)
     """How deep brackets may nest in a template's text."""
+    # Step logs and retention.
+    step_log_max_bytes: int = Field(default=64 * 1024, ge=0)
+    """How much of each step's log (`context.logger`) is kept with its run; past it, one
+    line says the rest was dropped."""
+    retention: RetentionRule | None = None
+    """Finished runs deleted by `conveyor serve` (with their timeline, logs, events and
+    deliveries), e.g. ``{"older_than_days": 30}``; None keeps every run."""
+    retention_by_owner: dict[str, RetentionRule] = Field(default_factory=dict)
+    """Owner to rule, in place of `retention` for that owner's runs."""
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    """How often `conveyor serve` applies the retention rules."""
 
     # Temporal.
     temporal_address: str = "127.0.0.1:7233"

@@ -156,15 +156,7 @@ class RunView(BaseModel):
     ) -> RunView:
         """The view of a run's state; `now` gives the ETA, `order` the steps' order."""
         progress = state.progress
-        eta = None
-        if (
-            now is not None
-            and state.status is RunStatus.RUNNING
-            and state.started_at is not None
-            and 0 < progress < 100
-        ):
-            elapsed = now - state.started_at
-            eta = elapsed * (100 - progress) / progress
+        eta = _eta(state, progress, now)
         ids = order or list(state.steps)
         return cls(
             run_id=state.run_id,
@@ -184,6 +176,29 @@ class RunView(BaseModel):
             retry_of=retry_of,
             steps=[StepView.of(state.steps[i]) for i in ids if i in state.steps],
         )
+
+
+def _eta(state: RunState, progress: float, now: float | None) -> float | None:
+    """Seconds until the run is likely to end, or None when nothing says.
+
+    Extrapolated from the progress so far, but never shorter than a durable timer the run
+    must wait out (a 300 s delay, a retry's backoff): a retry that kept finished steps would
+    otherwise look nearly done at once. None while a step waits for an event that has said
+    nothing of its progress: when it comes is not the run's to know.
+    """
+    if now is None or state.status is not RunStatus.RUNNING or state.started_at is None:
+        return None
+    if not 0 < progress < 100:
+        return None
+    timers: list[float] = []
+    for step in state.steps.values():
+        for unit in [step, *(step.items or [])]:
+            if unit.status is StepStatus.WAITING and unit.external_id and unit.progress <= 0:
+                return None
+            if unit.active and unit.timer_at is not None:
+                timers.append(unit.timer_at - now)
+    elapsed = now - state.started_at
+    return max([elapsed * (100 - progress) / progress, *timers, 0.0])
 
 
 class RunSummary(BaseModel):
@@ -206,7 +221,8 @@ class RunEvent(BaseModel):
     """One entry of a run's timeline: a status change, a progress report or an applied event.
 
     `kind` is `run` (the run's status changed), `step` (a step's or item's status changed),
-    `progress` (a step reported progress) or `event` (an event was applied to a waiting step).
+    `progress` (a step reported progress), `event` (an event was applied to a waiting step)
+    or `log` (a line the step logged: `message`, `attempt`, `data.level`).
     """
 
     model_config = ConfigDict(frozen=True)

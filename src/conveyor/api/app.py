@@ -22,7 +22,17 @@ from conveyor.api.limits import BodySizeLimit
 from conveyor.api.openapi import install_openapi
 from conveyor.api.service import Service
 
-ROUTERS = ("health", "actions", "pipelines", "runs", "events", "stream", "human", "deliveries")
+ROUTERS = (
+    "health",
+    "actions",
+    "pipelines",
+    "runs",
+    "logs",
+    "events",
+    "stream",
+    "human",
+    "deliveries",
+)
 """The route modules, in the order their routes are matched and documented."""
 
 _DESCRIPTION = """Conveyor's HTTP service: the action catalog, a pipeline catalog, runs, events.

@@ -16,7 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 from conveyor.actions import ActionDefinition, ActionRegistry, FailedPlugin, ParamDefinition
+from conveyor.cli import tables
 from conveyor.cli.app import app
+from conveyor.cli.tables import fit
 from conveyor.errors import UnknownActionError
 
 actions_app = typer.Typer(help="List and inspect the installed actions.", no_args_is_help=True)
@@ -48,7 +50,7 @@ def list_actions(as_json: JsonOption = False) -> None:
         for index, (category, definitions) in enumerate(grouped.items()):
             if index:
                 console.print()
-            console.print(_category_table(category, definitions))
+            console.print(fit(_category_table(category, definitions), console))
     _warn(registry.failures)
 
 
@@ -76,9 +78,8 @@ def show_action(
 
 
 def _category_table(category: str, definitions: list[ActionDefinition]) -> Table:
-    table = Table(title=category, title_justify="left", title_style="bold")
-    for column in ("Type", "Version", "Mode", "Queue", "Description"):
-        table.add_column(column, overflow="fold")
+    table = tables.table("Type", "Version", "Mode", "Queue", "Description", title=category)
+    table.title_style = "bold"
     for definition in definitions:
         meta = definition.meta
         table.add_row(

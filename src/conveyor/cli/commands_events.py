@@ -25,10 +25,10 @@ from conveyor.cli.common import (
     DbOption,
     JsonOption,
     configure_logging,
+    database_for,
     fail,
     print_json,
     read_json_file,
-    settings_for,
     stdout,
 )
 from conveyor.config import Settings
@@ -98,7 +98,7 @@ def send_command(
 ) -> None:
     """Send an event to the steps waiting on a correlation id."""
     body = build_body(correlation_id, _data_option(data), event_type, event_id)
-    settings = settings_for(db)
+    settings = database_for(db)
     configure_logging()
     asyncio.run(_send(settings, body, correlation_id, event_id))
 
@@ -216,7 +216,7 @@ def list_command(
     json_output: JsonOption = False,
 ) -> None:
     """List stored events, newest first."""
-    settings = settings_for(db)
+    settings = database_for(db)
     refuse_on_temporal(
         settings,
         "events list",

@@ -13,10 +13,19 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
+from conveyor.cli import tables
 from conveyor.cli.app import app
-from conveyor.cli.common import DbOption, JsonOption, fail, note, print_json, settings_for, stdout
+from conveyor.cli.common import (
+    DbOption,
+    JsonOption,
+    command_name,
+    database_for,
+    fail,
+    note,
+    print_json,
+    stdout,
+)
 
 if TYPE_CHECKING:
     from conveyor.backends.local.store import Store
@@ -39,7 +48,7 @@ class ScopeChoice(StrEnum):
 def _store(db: DbOption) -> Iterator[Store]:
     from conveyor.backends.local.store import Store
 
-    store = Store(settings_for(db).db_path).open()
+    store = Store(database_for(db).db_path).open()
     try:
         yield store
     finally:
@@ -94,13 +103,13 @@ def list_command(db: DbOption = None, as_json: JsonOption = False) -> None:
         )
         return
     if not keys:
-        note("no API keys; make one with `conveyor keys create --owner NAME --scope read`")
+        note(f"no API keys; make one with `{command_name()} keys create --owner NAME --scope read`")
         return
-    table = Table("Id", "Owner", "Scope", "Created", "Revoked")
+    table = tables.table("id", "owner", "scope", "created", "revoked", text="owner")
     for k in keys:
         revoked = k.revoked_at.strftime("%Y-%m-%d %H:%M") if k.revoked_at else ""
         table.add_row(k.id, k.owner, k.scope, k.created_at.strftime("%Y-%m-%d %H:%M"), revoked)
-    stdout.print(table)
+    stdout.print(tables.fit(table, stdout))
 
 
 @keys_app.command("revoke")

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -58,6 +58,8 @@ if TYPE_CHECKING:
     from conveyor.backends.temporal.backend import TemporalBackend
     from conveyor.pipeline.spec import PipelineSpec
     from conveyor.runs import RunView
+
+_T = TypeVar("_T")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -342,9 +344,11 @@ async def _run(
         view = await backend.cancel(run_id, f"{reason} (conveyor run)")
         view = await _settled(backend, run_id, view)
         code = EXIT_INTERRUPTED if interrupted.is_set() else EXIT_FAILED
-        if not json_output:
+        if json_output:
+            error(f"{reason}: run {run_id} was cancelled")
+        else:
+            # Once: the outcome below says it (the run's error is the reason).
             stdout.print(render_run(view))
-        error(f"{reason}: run {run_id} was cancelled")
     if json_output:
         print_json(view)
     else:
@@ -376,6 +380,25 @@ async def _settled(backend: LocalBackend | TemporalBackend, run_id: str, view: R
         await asyncio.sleep(0.05)
         view = await backend.get(run_id)
     return view
+
+
+async def interruptible(awaitable: Awaitable[_T]) -> _T | None:
+    """`awaitable`'s result, or None when Ctrl-C (or SIGTERM) came first (it is cancelled)."""
+    interrupted = asyncio.Event()
+    restore = _on_signals(interrupted.set)
+    work = asyncio.ensure_future(awaitable)
+    stopper = asyncio.ensure_future(interrupted.wait())
+    try:
+        await asyncio.wait({work, stopper}, return_when="FIRST_COMPLETED")
+    finally:
+        restore()
+        stopper.cancel()
+        if not work.done():
+            work.cancel()
+        await asyncio.gather(work, stopper, return_exceptions=True)
+    if interrupted.is_set() and not (work.done() and not work.cancelled()):
+        return None
+    return work.result()
 
 
 def _on_signals(handler: Callable[[], None]) -> Callable[[], None]:

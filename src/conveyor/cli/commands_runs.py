@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from conveyor.cli.app import app
@@ -28,16 +27,20 @@ from conveyor.cli.backends import on_temporal, reader, where
 from conveyor.cli.common import (
     DbOption,
     JsonOption,
+    command_name,
     configure_logging,
+    database_for,
     detail,
     error,
     fail,
     note,
     print_json,
-    settings_for,
+    shown_path,
     stdout,
+    warning,
 )
 from conveyor.cli.remote import ApiKeyOption, RemoteError, ServerOption
+from conveyor.cli.tables import fit, local_time, table
 from conveyor.config import Settings
 from conveyor.errors import RunNotFoundError
 
@@ -53,6 +56,8 @@ POLL_SECONDS = 0.2
 """How often `show --follow` reads a run again from a database another process writes."""
 
 EXIT_INTERRUPTED = 130
+ERROR_COLUMN_WIDTH = 100
+"""The narrowest terminal `runs list` shows errors on (ids and times take about 80)."""
 
 _T = TypeVar("_T")
 
@@ -87,11 +92,11 @@ def list_command(
     statuses = _statuses(status or [])
     configure_logging()
     if server is not None:
-        _no_db_with_server(db)
+        no_db_with_server(db)
         place = f"on {server}"
-        runs = _remote(server, api_key, lambda r: r.list_runs(statuses, pipeline, limit))
+        runs = remote_call(server, api_key, lambda r: r.list_runs(statuses, pipeline, limit))
     else:
-        settings = settings_for(db)
+        settings = database_for(db)
         place = where(settings)
         runs = asyncio.run(_list(settings, statuses, pipeline, limit))
     if json_output:
@@ -100,30 +105,23 @@ def list_command(
     if not runs:
         stdout.print(f"No runs {place}.")
         return
-    table = Table(title=f"Runs {place}", title_justify="left", box=None, pad_edge=False)
-    # Ids are what users copy into the next command: never cut them short.
-    table.add_column("run", no_wrap=True, min_width=32)
-    table.add_column("pipeline", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("created", no_wrap=True)
-    table.add_column("time", justify="right", no_wrap=True)
-    # One line per run: the error is cut to the space left, and left out of a narrow
-    # terminal (`runs show` has all of it).
-    errors = stdout.width >= 120 and any(run.error for run in runs)
-    if errors:
-        table.add_column("error", no_wrap=True, overflow="ellipsis")
+    # One line per run, unless it has an error: that column takes the width left and
+    # wraps; on a narrow terminal it is left out (`runs show` has all of it).
+    errors = stdout.width >= ERROR_COLUMN_WIDTH and any(run.error for run in runs)
+    headers = ["run", "pipeline", "status", "created", "time"]
+    shown = table(*headers, *(["error"] if errors else []), title=f"Runs {place}")
     for run in runs:
         cells: list[str | Text] = [
             run.run_id,
             run.pipeline,
             Text(run.status.value, style=RUN_STYLES.get(run.status, "")),
-            _local_time(run.created_at),
+            local_time(run.created_at),
             format_duration(_seconds(run)),
         ]
         if errors:
             cells.append(Text(run.error or "", style="red"))
-        table.add_row(*cells)
-    stdout.print(table)
+        shown.add_row(*cells)
+    stdout.print(fit(shown, stdout))
 
 
 def _statuses(values: list[str]) -> list[str]:
@@ -170,10 +168,10 @@ def show_command(
         )
     configure_logging()
     if server is not None:
-        _no_db_with_server(db)
-        view = _remote(server, api_key, lambda r: r.get_run(run_id))
+        no_db_with_server(db)
+        view = remote_call(server, api_key, lambda r: r.get_run(run_id))
     else:
-        view = asyncio.run(_show(settings_for(db), run_id))
+        view = asyncio.run(_show(database_for(db), run_id))
     if json_output:
         print_json(view)
         return
@@ -182,7 +180,7 @@ def show_command(
 
 
 async def _show(settings: Settings, run_id: str) -> RunView:
-    _require_db(settings, run_id)
+    require_db(settings, run_id)
     async with reader(settings) as backend:
         try:
             return await backend.get(run_id)
@@ -214,14 +212,15 @@ def follow_run(
 
     try:
         if server is not None:
-            _no_db_with_server(db)
+            no_db_with_server(db)
             view = asyncio.run(remotely(server))
         else:
-            settings = settings_for(db)
-            _require_db(settings, run_id)
+            settings = database_for(db)
+            require_db(settings, run_id)
+            _hint_if_undriven(settings, run_id)
             view = asyncio.run(_watch(_poll(settings, run_id), json_output))
     except RemoteError as exc:
-        _report(exc)
+        report(exc)
         return 1
     except KeyboardInterrupt:
         note(f"stopped following run {run_id}; the run itself goes on")
@@ -231,6 +230,36 @@ def follow_run(
     else:
         stdout.print(render_outcome(view))
     return 0 if view.succeeded else 1
+
+
+def _hint_if_undriven(settings: Settings, run_id: str) -> None:
+    """Say how to go on when nothing drives the run being followed (its engine stopped)."""
+    from conveyor.backends.local import Store
+
+    store = Store(settings.db_path).open()
+    try:
+        try:
+            status = store.run_record(run_id).status
+        except RunNotFoundError:
+            return  # Reported by the poll.
+        holder = store.lock_holder()
+    finally:
+        store.close()
+    if holder is None and not status.is_terminal:
+        warning(
+            f"no engine drives {shown_path(settings.db_path)}: run {run_id} stays "
+            f"{status.value} until one does; drive it with "
+            f"`{command_name()} runs resume {run_id}{db_flag(settings)}`"
+        )
+
+
+def db_flag(settings: Settings) -> str:
+    """` --db PATH` for a hint, unless the database is the default one."""
+    from conveyor.config import DEFAULT_DB_PATH
+
+    if settings.db_path.absolute() == DEFAULT_DB_PATH.absolute():
+        return ""
+    return f" --db {shown_path(settings.db_path)}"
 
 
 async def _watch(views: AsyncIterator[RunView], json_output: bool) -> RunView:
@@ -258,7 +287,7 @@ async def _poll(settings: Settings, run_id: str) -> AsyncIterator[RunView]:
             await asyncio.sleep(POLL_SECONDS)
 
 
-def _remote(
+def remote_call(
     server: str, api_key: str | None, call: Callable[[Remote], Coroutine[Any, Any, _T]]
 ) -> _T:
     """The result of one call on the server; a failure is reported and exits 1."""
@@ -271,17 +300,18 @@ def _remote(
     try:
         return asyncio.run(run())
     except RemoteError as exc:
-        _report(exc)
+        report(exc)
         raise typer.Exit(1) from None
 
 
-def _report(exc: RemoteError) -> None:
+def report(exc: RemoteError) -> None:
+    """Print a server's refusal: its message, then each field it named."""
     error(str(exc))
     for field in exc.fields:
         detail(field)
 
 
-def _no_db_with_server(db: Path | None) -> None:
+def no_db_with_server(db: Path | None) -> None:
     if db is not None:
         raise typer.BadParameter("--db and --server exclude each other", param_hint="'--db'")
 
@@ -293,14 +323,26 @@ def cancel_command(
         str, typer.Option("--reason", help="Why; recorded with the run.")
     ] = "cancelled from the command line",
     db: DbOption = None,
+    json_output: JsonOption = False,
+    server: ServerOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Cancel a run: stop scheduling its steps, cancel the running ones, clean up.
 
     When an engine holds the database, the cancel is handed to it and this waits (up to 10 s)
-    for the run to end; otherwise it is recorded here and the steps' cleanup runs here.
+    for the run to end; otherwise it is recorded here and the steps' cleanup runs here. With
+    --server, the server cancels it.
     """
-    settings = settings_for(db)
     configure_logging()
+    if server is not None:
+        no_db_with_server(db)
+        view = remote_call(server, api_key, lambda r: r.cancel_run(run_id, reason))
+        if json_output:
+            print_json(view)
+        else:
+            stdout.print(f"Run {run_id} is {view.status.value}.")
+        return
+    settings = database_for(db)
     raise typer.Exit(asyncio.run(_cancel(settings, run_id, reason)))
 
 
@@ -315,7 +357,7 @@ async def _cancel(settings: Settings, run_id: str, reason: str) -> int:
                 fail(f"no run with id {run_id!r} {where(settings)}")
         stdout.print(f"Run {run_id} is {view.status.value}.")
         return 0
-    _require_db(settings, run_id)
+    require_db(settings, run_id)
     # The store alone first: handing the cancel to a running engine needs no actions loaded.
     store = Store(settings.db_path).open()
     try:
@@ -351,20 +393,14 @@ async def _await_end(store: Store, run_id: str, holder: int) -> int:
     fail(
         f"run {run_id} is still {store.run_record(run_id).status.value} after "
         f"{CANCEL_WAIT_SECONDS:g}s; the engine (pid {holder}) has the request and may "
-        f"still carry it out: check with `conveyor runs show {run_id}`"
+        f"still carry it out: check with `{command_name()} runs show {run_id}`"
     )
 
 
-def _require_db(settings: Settings, run_id: str) -> None:
+def require_db(settings: Settings, run_id: str) -> None:
     # Looking a run up must not leave an empty database behind at a mistyped path.
     if not on_temporal(settings) and not settings.db_path.exists():
         fail(f"no run with id {run_id!r}: there is no database at {settings.db_path}")
-
-
-def _local_time(value: datetime | None) -> str:
-    if value is None:
-        return ""
-    return value.astimezone().strftime("%m-%d %H:%M:%S")
 
 
 def _seconds(run: RunSummary) -> float | None:

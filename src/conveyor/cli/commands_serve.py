@@ -18,10 +18,12 @@ import typer
 from conveyor.cli.app import app
 from conveyor.cli.common import (
     DbOption,
+    command_name,
     configure_logging,
+    database_for,
     fail,
     note,
-    settings_for,
+    shown_path,
     stdout,
     warning,
 )
@@ -108,7 +110,7 @@ def serve_command(
             f"({', '.join(sorted(LOOPBACK))}), not on {host!r}",
             code=2,
         )
-    settings = settings_for(db)
+    settings = database_for(db)
     if sqlite_synchronous is not None:
         settings = settings.model_copy(update={"sqlite_synchronous": sqlite_synchronous.value})
     if settings.backend == "local":
@@ -134,6 +136,8 @@ def serve_command(
         _add_demo_service(service, base_url)
     if local_key and not insecure:
         service.on_start.append(_local_key_banner(base_url))
+    if settings.backend == "local" and (settings.retention or settings.retention_by_owner):
+        _add_pruning(service)
     # Last: it runs once everything else has started.
     service.on_start.append(_freeze_startup_objects)
     config = uvicorn.Config(
@@ -205,7 +209,10 @@ async def _hint_without_keys(service: Service) -> None:
     from conveyor.api.keys import list_keys
 
     if not any(key.active for key in list_keys(service.store)):
-        note("no API keys yet: make one with `conveyor keys create --owner NAME --scope admin`")
+        note(
+            f"no API keys yet: make one with `{command_name()} keys create --owner NAME "
+            f"--scope admin{_db_flag(service)}`"
+        )
 
 
 def _url_host(host: str) -> str:
@@ -221,21 +228,77 @@ def _local_key_banner(base_url: str) -> Hook:
 
         token, made = local_key(service.store, LOCAL_OWNER)
         kept = key_file_for(service.store.path)
-        stdout.print(f"[bold]Conveyor[/] listening on {base_url}  (OpenAPI: {base_url}/docs)")
+        cli = command_name()
+        # soft_wrap: a narrow terminal folds these lines where it must, but Rich never
+        # breaks them itself, so a URL or a command stays whole when copied.
         stdout.print(
-            f"[bold]API key[/] (admin, owner 'local', {'new' if made else 'kept'} in {kept}):"
+            f"[bold]Conveyor[/] listening on {base_url}  (OpenAPI: {base_url}/docs)",
+            soft_wrap=True,
+        )
+        stdout.print(
+            f"[bold]API key[/] (admin, owner 'local', {'new' if made else 'kept'} in "
+            f"{shown_path(kept)}):",
+            soft_wrap=True,
         )
         stdout.print(f"  export CONVEYOR_API_KEY={token}", soft_wrap=True)
-        stdout.print("[bold]Start a run and watch it:[/]")
+        stdout.print("[bold]Start a run and watch it:[/]", soft_wrap=True)
         stdout.print(
             f'  curl -s -X POST {base_url}/runs -H "Authorization: Bearer $CONVEYOR_API_KEY" '
             f'-H \'Content-Type: application/json\' -d \'{{"pipeline_id": "hello", '
             f'"params": {{"who": "Ada"}}}}\'',
             soft_wrap=True,
         )
-        stdout.print(f"  conveyor run --follow RUN_ID --server {base_url}", soft_wrap=True)
+        stdout.print(f"  {cli} run --follow RUN_ID --server {base_url}", soft_wrap=True)
+        stdout.print(f"  {cli} requests list --server {base_url}", soft_wrap=True)
+        if cli != "conveyor":
+            stdout.print(
+                f"  (or `source {Path(cli).parent}/activate` to type plain `conveyor`)",
+                soft_wrap=True,
+            )
 
     return banner
+
+
+def _db_flag(service: Service) -> str:
+    from conveyor.config import DEFAULT_DB_PATH
+
+    if service.settings.db_path.absolute() == DEFAULT_DB_PATH.absolute():
+        return ""
+    return f" --db {shown_path(service.settings.db_path)}"
+
+
+def _add_pruning(service: Service) -> None:
+    """Apply the retention policy now and every `retention_interval_seconds` while serving."""
+    import asyncio
+
+    from conveyor.backends.local.retention import prune_by_policy
+
+    tasks: list[asyncio.Task[None]] = []
+
+    async def loop() -> None:
+        while True:
+            try:
+                pruned = prune_by_policy(service.store, service.settings)
+            except Exception as exc:  # noqa: BLE001 - the next pass tries again.
+                warning(f"pruning failed: {exc}")
+            else:
+                if pruned.runs or pruned.events:
+                    note(
+                        f"retention: deleted {pruned.runs} run(s), {pruned.events} event(s), "
+                        f"{pruned.deliveries} lifecycle deliver(ies)"
+                    )
+            await asyncio.sleep(service.settings.retention_interval_seconds)
+
+    async def start(_: Service) -> None:
+        tasks.append(asyncio.get_running_loop().create_task(loop(), name="conveyor-retention"))
+
+    async def stop(_: Service) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    service.on_start.append(start)
+    service.on_stop.insert(0, stop)
 
 
 def _with_demo_access(settings: Settings) -> Settings:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -27,7 +29,8 @@ DbOption = Annotated[
     Path | None,
     typer.Option(
         "--db",
-        help="The SQLite database (default: $CONVEYOR_DB_PATH, else the per-user data dir).",
+        help="The SQLite database (default: $CONVEYOR_DB_PATH, else .conveyor/conveyor.db "
+        "in the working directory, the one `make run` serves).",
         show_default=False,
         dir_okay=False,
         metavar="PATH",
@@ -53,6 +56,43 @@ def settings_for(db: Path | None) -> Settings:
     if db is not None:
         settings = settings.model_copy(update={"db_path": db})
     return settings
+
+
+def database_for(db: Path | None) -> Settings:
+    """`settings_for(db)`, after saying on stderr which database the command uses.
+
+    Two commands that disagree about the database (a key made in one file, served from
+    another) are the hardest mistake to see; every command that opens one names it.
+    """
+    settings = settings_for(db)
+    note(f"database: {shown_path(settings.db_path)}")
+    return settings
+
+
+def shown_path(path: Path) -> str:
+    """`path` as a person can use it from here: relative below the working directory."""
+    absolute = path.absolute()
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return str(absolute)
+
+
+def command_name() -> str:
+    """`conveyor` as it must be typed here to run this very program.
+
+    Bare when the shell's PATH finds this installation (an activated virtualenv); otherwise
+    its path, e.g. `.venv/bin/conveyor` after `make run`, so a hint works as printed.
+    """
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    if script.name != "conveyor":  # Run as `python -m ...`: the script beside the interpreter.
+        script = Path(sys.executable).with_name("conveyor")
+    if not script.is_file():
+        return "conveyor"
+    found = shutil.which("conveyor")
+    if found is not None and os.path.samefile(found, script):
+        return "conveyor"
+    return shown_path(script)
 
 
 def parse_params(pairs: list[str]) -> dict[str, str | Any]:
@@ -121,22 +161,24 @@ def print_json(value: BaseModel | Any) -> None:
 
 def error(message: str) -> None:
     """Print an error for a person on stderr (the message is never read as Rich markup)."""
-    stderr.print(Text.assemble(("error: ", "bold red"), message))
+    # soft_wrap: the terminal folds a long line, but no newline is put inside a path or a
+    # command the message names, so it still works when copied.
+    stderr.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
 
 
 def detail(message: str) -> None:
     """Print an indented line under an error or warning, on stderr."""
-    stderr.print(Text("  " + message))
+    stderr.print(Text("  " + message), soft_wrap=True)
 
 
 def note(message: str) -> None:
     """Print a line of progress for a person, on stderr."""
-    stderr.print(Text(message, style="dim"))
+    stderr.print(Text(message, style="dim"), soft_wrap=True)
 
 
 def warning(message: str) -> None:
     """Print a warning on stderr."""
-    stderr.print(Text.assemble(("warning: ", "yellow"), message))
+    stderr.print(Text.assemble(("warning: ", "yellow"), message), soft_wrap=True)
 
 
 def fail(message: str, *, code: int = 1) -> NoReturn:

@@ -79,12 +79,15 @@ def render_run(view: RunView, *, now: datetime | None = None) -> Table:
     """The run as a table: status, attempt, progress, duration and message of every step."""
     now = now or datetime.now(UTC)
     table = Table(title=run_title(view, now=now), title_justify="left", expand=False)
-    table.add_column("step", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("try", justify="right")
-    table.add_column("progress", no_wrap=True)
-    table.add_column("time", justify="right", no_wrap=True)
-    table.add_column("message", overflow="fold", max_width=60)
+    # Every column but the message keeps its width (a status is never cut to `complet…`);
+    # the message takes what is left and wraps between words.
+    longest = max((len(step.step_id) for step in view.steps), default=4)
+    table.add_column("step", no_wrap=True, min_width=max(4, longest))
+    table.add_column("status", no_wrap=True, min_width=9)
+    table.add_column("try", justify="right", no_wrap=True, min_width=3)
+    table.add_column("progress", no_wrap=True, min_width=25)
+    table.add_column("time", justify="right", no_wrap=True, min_width=6)
+    table.add_column("message", overflow="fold", min_width=7)
     for step in view.steps:
         table.add_row(
             Text(step.step_id),
@@ -220,6 +223,9 @@ def _step_seconds(step: StepView, now: datetime) -> float | None:
 def _progress(step: StepView) -> RenderableType:
     if step.status in (StepStatus.PENDING, StepStatus.SKIPPED):
         return Text("")
+    if step.status in (StepStatus.WAITING, StepStatus.RETRYING) and step.progress <= 0:
+        # Nothing to measure: say what it waits for rather than showing 0%.
+        return Text(_waiting_for(step), style=STEP_STYLES[step.status])
     grid = Table.grid(padding=(0, 1))
     grid.add_column(width=20)
     grid.add_column(justify="right", width=4)
@@ -238,17 +244,30 @@ def _progress(step: StepView) -> RenderableType:
     return grid
 
 
+def _waiting_for(step: StepView) -> str:
+    """`event wf-1 · due 14:03:10`: what a waiting step waits for, and until when."""
+    parts = []
+    if step.status is StepStatus.WAITING and step.external_id:
+        parts.append(f"event {step.external_id}")
+    if step.next_timer_at is not None:
+        due = step.next_timer_at.astimezone().strftime("%H:%M:%S")
+        parts.append(f"{'retry' if step.status is StepStatus.RETRYING else 'due'} {due}")
+    return " · ".join(parts) or "waiting"
+
+
 def _message(step: StepView) -> Text:
     if step.error:
         return Text(step.error, style="red")
     parts: list[str] = []
-    if step.message:
+    if step.message and not step.status.is_terminal:
+        # A progress message says what a step is doing; once it ended, it does nothing.
         parts.append(step.message)
     elif step.reason:
         parts.append(step.reason)
     if step.items is not None:
         done = sum(1 for item in step.items if item.status.is_terminal)
         parts.append(f"{done}/{len(step.items)} items")
-    if step.status is StepStatus.WAITING and step.external_id and not step.message:
+    if step.status is StepStatus.WAITING and step.external_id and step.progress > 0:
+        # With progress, the bar takes the progress column: say what it waits for here.
         parts.append(f"waiting for events on {step.external_id}")
     return Text(" · ".join(parts), style="dim" if step.status is StepStatus.SKIPPED else "")

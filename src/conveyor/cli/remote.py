@@ -117,6 +117,39 @@ class Remote:
         response = await self._request("GET", "/runs", params=query)
         return [RunSummary.model_validate(item) for item in response.json()["items"]]
 
+    async def cancel_run(self, run_id: str, reason: str) -> RunView:
+        """Cancel the run on the server; the run as it answers."""
+        from conveyor.runs import RunView
+
+        response = await self._request(
+            "POST", f"/runs/{run_id}/cancel", run_id=run_id, json={"reason": reason}
+        )
+        return RunView.model_validate_json(response.content)
+
+    async def retry_run(self, run_id: str) -> RunView:
+        """Start a new run of a run that did not complete; the new run."""
+        from conveyor.runs import RunView
+
+        response = await self._request("POST", f"/runs/{run_id}/retry", run_id=run_id)
+        return RunView.model_validate_json(response.content)
+
+    async def step_logs(self, run_id: str, step_id: str | None) -> list[dict[str, Any]]:
+        """The run's stored log lines (of one step, when given), oldest first."""
+        path = f"/runs/{run_id}/logs" if step_id is None else f"/runs/{run_id}/steps/{step_id}/logs"
+        response = await self._request("GET", path, run_id=run_id, params={"limit": 10_000})
+        items: list[dict[str, Any]] = response.json()["items"]
+        return items
+
+    async def get_json(self, path: str, **params: Any) -> Any:
+        """The JSON body of a GET on `path`."""
+        response = await self._request("GET", path, params=params or None)
+        return response.json()
+
+    async def send_json(self, method: str, path: str, body: Any = None) -> Any:
+        """The JSON body (None when empty) of a POST, PUT or DELETE on `path`."""
+        response = await self._request(method, path, json=body)
+        return response.json() if response.content else None
+
     async def follow(self, run_id: str) -> AsyncIterator[RunView]:
         """The run's view now, then again after each change, until the final one."""
         from conveyor.runs import RunEvent, RunView

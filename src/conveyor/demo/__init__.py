@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.text import Text
 
 from conveyor.cli.commands_run import EXIT_FAILED, RunOutcome, execute
-from conveyor.cli.common import configure_logging, error, settings_for, stdout
+from conveyor.cli.common import command_name, configure_logging, error, settings_for, stdout
 from conveyor.demo.service import Job, JobService, cli_publisher
 
 __all__ = ["main"]
@@ -103,4 +103,7 @@ def _explain(outcome: RunOutcome, jobs: list[Job], db: Path) -> None:
                 "wait: early events are not lost."
             )
         stdout.print(how)
-    stdout.print(f"Look at the run again: conveyor runs show {view.run_id} --db {db}")
+    stdout.print(
+        f"Look at the run again: {command_name()} runs show {view.run_id} --db {db}",
+        soft_wrap=True,
+    )

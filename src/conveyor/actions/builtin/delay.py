@@ -63,6 +63,8 @@ META = ActionMeta(
     icon="⏱️",
     execution_mode=ExecutionMode.EVENT_DRIVEN,
     idempotent=True,
+    # A delay bounds its own wait (`seconds`, at most 30 days): it never waits forever.
+    timeout_seconds=MAX_SECONDS + 3600,
     params=[
         ParamDefinition(
             name="seconds",

@@ -1,9 +1,10 @@
 """Live updates as Server-Sent Events: one run's timeline, or every run of the caller's owner.
 
 Each timeline entry is one event: `id:` its seq, `event:` its kind (`run`, `step`,
-`progress`, `event`), `data:` the `RunEvent` as JSON. A client that reconnects sends the last
-id it saw as `Last-Event-ID` (browsers do so on their own) and gets only what came after.
-A comment line every 15 s while nothing happens keeps proxies from closing an idle stream.
+`progress`, `event`, `log`: a line a step logged), `data:` the `RunEvent` as JSON. A client
+that reconnects sends the last id it saw as `Last-Event-ID` (browsers do so on their own) and
+gets only what came after. A comment line every 15 s while nothing happens keeps proxies from
+closing an idle stream.
 
 The seq is one sequence for the whole database, so the per-owner stream resumes the same way.
 On Temporal a run's stream is read by polling its timeline (twice a second), and the per-owner

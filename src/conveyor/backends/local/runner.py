@@ -25,6 +25,7 @@ from conveyor.actions import (
     ServiceInvoker,
     StepStatus,
 )
+from conveyor.backends.local.steplogs import LogSink, StepLogger
 from conveyor.config import Settings
 from conveyor.engine.messages import (
     Abort,
@@ -84,8 +85,10 @@ class Runner:
         services: ServiceInvoker | None = None,
         publisher: Publisher | None = None,
         clock: Callable[[], float],
+        log_sink: LogSink | None = None,
     ) -> None:
         self._registry = registry
+        self._log_sink = log_sink
         self._settings = settings
         self._submit = submit
         self._services = services
@@ -248,7 +251,16 @@ class Runner:
             publisher=self._publisher,
             settings=self._settings,
             progress_sink=report,
+            logger=self._logger(run_id, step_id, index, attempt),
         )
+
+    def _logger(
+        self, run_id: str, step_id: str, index: int | None, attempt: int
+    ) -> StepLogger | None:
+        """A step's `context.logger` that keeps its lines with the run (None: structlog's)."""
+        if self._log_sink is None:
+            return None
+        return StepLogger(self._log_sink, run_id, step_id, index, attempt)
 
     def _shared_services(self) -> ServiceInvoker | None:
         if self._services is None:
@@ -344,6 +356,7 @@ class Runner:
                     step_id=step_id,
                     params=view.params,
                     event_id=event.id,
+                    logger=self._logger(run_id, step_id, index, attempt),
                 )
                 try:
                     executor = self._registry.get(view.action).new_executor()

@@ -28,6 +28,7 @@ from conveyor.actions import ActionRegistry, Publisher, ServiceInvoker, StepStat
 from conveyor.backends.local import eventlog, timeline
 from conveyor.backends.local.eventlog import Delivery
 from conveyor.backends.local.runner import Runner, UnitView
+from conveyor.backends.local.steplogs import StepLogBook, read_logs
 from conveyor.backends.local.store import RunRecord, Store, Synchronous, dumps
 from conveyor.backends.local.timeline import Entry as TimelineEntry
 from conveyor.backends.local.timers import TimerService
@@ -145,6 +146,9 @@ class LocalBackend:
         )
         configure_template_limits(self.settings.template_limits())
         self._clock = clock
+        self._logs = StepLogBook(
+            self.store, self.settings.step_log_max_bytes, clock, self._told_entries
+        )
         self._runner = Runner(
             self.registry,
             self.settings,
@@ -152,6 +156,7 @@ class LocalBackend:
             services=services,
             publisher=publisher,
             clock=clock,
+            log_sink=self._logs.record,
         )
         self._timers = TimerService(self.store, self._timer_fired, clock)
         self._active: dict[str, _Active] = {}
@@ -500,6 +505,29 @@ class LocalBackend:
         """
         self._entry_listeners.append(listener)
         return lambda: self._entry_listeners.remove(listener)
+
+    def _told_entries(self, run_id: str, at: float, entries: list[TimelineEntry]) -> None:
+        """Tell listeners about entries committed outside a transition (step log lines)."""
+        for listener in list(self._listeners):
+            listener(run_id)
+        for entry_listener in list(self._entry_listeners):
+            entry_listener(run_id, at, entries)
+
+    async def step_logs(
+        self, run_id: str, step_id: str | None = None, after: int = 0, limit: int = 1000
+    ) -> list[RunEvent]:
+        """The run's log lines (of one step, when given) after `after`, oldest first.
+
+        Raises:
+            RunNotFoundError: no such run.
+        """
+        self.store.run_record(run_id)
+        return [
+            timeline.to_event(run_id, at, (kind, step, index, data), seq)
+            for seq, at, kind, step, index, data in read_logs(
+                self.store, run_id, step_id, after, limit
+            )
+        ]
 
     async def timeline(self, run_id: str, after: int = 0, limit: int = 1000) -> list[RunEvent]:
         """The run's timeline entries after sequence number `after`, oldest first.

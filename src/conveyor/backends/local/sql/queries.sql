@@ -200,3 +200,16 @@ SELECT status, count(*) FROM runs GROUP BY status;
 
 -- name: events_by_status
 SELECT status, count(*) FROM events GROUP BY status;
+
+-- step logs
+
+-- name: log_usage
+SELECT coalesce(sum(length(CAST(json_extract(data, '$.message') AS BLOB))), 0),
+       max(coalesce(json_extract(data, '$.truncated'), 0))
+FROM run_events WHERE kind = 'log' AND run_id = ? AND step_id = ? AND idx IS ?;
+
+-- name: logs_of_run
+SELECT seq, at, step_id, idx, data FROM run_events
+WHERE kind = 'log' AND run_id = :run_id AND (:step_id IS NULL OR step_id = :step_id)
+  AND seq > :after
+ORDER BY seq LIMIT :limit;
