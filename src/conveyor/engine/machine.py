@@ -198,6 +198,9 @@ class _Transition:
             )
         if unit.timer_at is not None:
             self._clear_timer(unit)
+        # A unit stopped before it completed produced nothing: a cancelled `delay` returned
+        # its outputs when it began to sleep, and must not report them as if it had slept.
+        unit.outputs = None
 
     def _finish(self, status: RunStatus, error: str | None) -> None:
         state = self.state
