@@ -5,6 +5,11 @@
         run = await client.wait(run_id, timeout=30)
 
 NOMAD-style helpers (`start_action`, `get_action_status`, ...) run one action by name.
+
+Names: NOMAD's own API keeps NOMAD's words (`get_action_status` answers Temporal's
+`CANCELED`); everything else says "run" for a run and "cancelled" for its status, as
+`RunStatus` does. `list_action_runs` lists single-action runs; the action catalog is the
+registry's (`conveyor actions list`, `GET /actions`).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import sys
+import warnings
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
@@ -31,12 +37,19 @@ ACTION_STEP = "action"
 
 
 class ActionStatus(StrEnum):
-    """A single-action run's status, in the names NOMAD's `get_action_status` uses."""
+    """A single-action run's status, in the names NOMAD's `get_action_status` uses.
+
+    They are Temporal's `WorkflowExecutionStatus` names, which NOMAD code compares with
+    (`status.name == "CANCELED"`). `CANCELLED` is the same member, spelled as `RunStatus`
+    spells it.
+    """
 
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     CANCELED = "CANCELED"
+    CANCELLED = "CANCELED"
+    """An alias of `CANCELED`."""
     TERMINATED = "TERMINATED"
     TIMED_OUT = "TIMED_OUT"
     UNKNOWN = "UNKNOWN"
@@ -64,8 +77,8 @@ _TEMPORAL_ACTION_STATUS = {
 }
 
 
-class ActionSummary(BaseModel):
-    """One single-action run in a list of a user's actions."""
+class ActionRunSummary(BaseModel):
+    """One single-action run in a list of a user's action runs."""
 
     run_id: str
     action: str
@@ -75,11 +88,25 @@ class ActionSummary(BaseModel):
     finished_at: datetime | None = None
 
 
-class ActionPage(BaseModel):
-    """A page of `Client.list_actions`; pass `next_page_token` back for the next one."""
+class ActionRunPage(BaseModel):
+    """A page of `Client.list_action_runs`; pass `next_page_token` back for the next one."""
 
-    actions: list[ActionSummary]
+    runs: list[ActionRunSummary]
     next_page_token: str | None = None
+
+    @property
+    def actions(self) -> list[ActionRunSummary]:
+        """Deprecated: the runs of this page (use `runs`)."""
+        warnings.warn(
+            "ActionRunPage.actions is deprecated: use .runs", DeprecationWarning, stacklevel=2
+        )
+        return self.runs
+
+
+ActionSummary = ActionRunSummary
+"""Deprecated name of `ActionRunSummary`."""
+ActionPage = ActionRunPage
+"""Deprecated name of `ActionRunPage`."""
 
 
 class Client:
@@ -246,7 +273,24 @@ class Client:
         owner: str | None = None,
         page_size: int = 50,
         next_page_token: str | None = None,
-    ) -> ActionPage:
+    ) -> ActionRunPage:
+        """Deprecated: `list_action_runs` (this name read as the catalog of actions)."""
+        warnings.warn(
+            "Client.list_actions is deprecated: use list_action_runs (it lists runs)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return await self.list_action_runs(
+            owner=owner, page_size=page_size, next_page_token=next_page_token
+        )
+
+    async def list_action_runs(
+        self,
+        *,
+        owner: str | None = None,
+        page_size: int = 50,
+        next_page_token: str | None = None,
+    ) -> ActionRunPage:
         """The single-action runs (of `owner`, when given), newest first, a page at a time.
 
         Raises:
@@ -260,9 +304,9 @@ class Client:
             owner=owner, kind="action", limit=page_size + 1, offset=offset
         )
         more = len(runs) > page_size
-        return ActionPage(
-            actions=[
-                ActionSummary(
+        return ActionRunPage(
+            runs=[
+                ActionRunSummary(
                     run_id=run.run_id,
                     action=run.pipeline.removeprefix("action:"),
                     status=_ACTION_STATUS[run.status],
@@ -323,7 +367,7 @@ def _offset_of(token: str | None) -> int:
             return int(number)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
-    raise ValueError("next_page_token: not a token list_actions returned")
+    raise ValueError("next_page_token: not a token list_action_runs returned")
 
 
 def _on_temporal(backend: Backend) -> bool:
