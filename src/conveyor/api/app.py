@@ -18,6 +18,7 @@ from conveyor.api.deps import reject_unknown_query
 from conveyor.api.errors import install_error_handlers
 from conveyor.api.events_fastpath import EventsFastPath
 from conveyor.api.limits import BodySizeLimit
+from conveyor.api.media import YamlPipelines
 from conveyor.api.openapi import install_openapi
 from conveyor.api.service import Service
 
@@ -27,6 +28,10 @@ ROUTERS = ("health", "actions", "pipelines", "runs", "events", "stream", "human"
 _DESCRIPTION = """Conveyor's HTTP service: the action catalog, a pipeline catalog, runs, events.
 
 Every error answer has one body: `{"error": {"type", "message", "fields": [{"path", "message"}]}}`.
+
+Bodies are JSON (`Content-Type: application/json`). The pipeline routes (`POST /pipelines`,
+`PUT /pipelines/{id}`, `POST /pipelines/validate`) also take the pipeline as YAML text
+(`Content-Type: application/yaml` or `text/yaml`).
 """
 
 
@@ -61,6 +66,8 @@ def create_app(service: Service, *, fast_events: bool = True) -> FastAPI:
     if fast_events:
         # Added before the body limit, so it runs inside it: the limit holds here too.
         app.add_middleware(EventsFastPath, service=service)
+    # Inside the body limit too: it reads the whole (bounded) body to rewrite it.
+    app.add_middleware(YamlPipelines)
     app.add_middleware(BodySizeLimit, max_bytes=service.settings.max_body_bytes)
     for router in _routers():
         app.include_router(router)

@@ -110,7 +110,7 @@ def resolve(service: Service, principal: Principal, ref: str) -> str:
     status_code=201,
     response_model=PipelineDetail,
     summary="Store a pipeline",
-    responses=responses(*AUTHED, 400, 409),
+    responses=responses(*AUTHED, 400, 409, 415),
 )
 async def create_pipeline(
     body: PipelineDocument, service: ServiceDep, principal: Writer
@@ -149,7 +149,7 @@ async def list_pipelines(
     "/validate",
     response_model=ValidationResult,
     summary="Validate a pipeline without storing it",
-    responses=responses(*AUTHED, 400),
+    responses=responses(*AUTHED, 400, 415),
 )
 async def validate(
     body: PipelineDocument, service: ServiceDep, principal: Reader
@@ -207,7 +207,7 @@ async def list_versions(
     "/{pipeline_id}",
     response_model=PipelineDetail,
     summary="Update a pipeline (adds a version)",
-    responses=responses(*AUTHED, 400, 404, 409),
+    responses=responses(*AUTHED, 400, 404, 409, 415),
 )
 async def update_pipeline(
     pipeline_id: PipelineRef, body: PipelineDocument, service: ServiceDep, principal: Writer
