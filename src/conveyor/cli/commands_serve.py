@@ -54,7 +54,8 @@ def serve_command(
             metavar="DIR",
             file_okay=False,
             exists=True,
-            help="Store every *.yaml pipeline of DIR in the catalog at start (owner 'local').",
+            help="Store every *.yaml pipeline of DIR in the catalog at start (owner 'local', "
+            "shared: every owner may read and run them).",
         ),
     ] = None,
     local_key: Annotated[
