@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from conveyor.api.deps import __doc__ as _auth_doc
 from conveyor.api.deps import reject_unknown_query
+from conveyor.api.docs_ui import install_docs_ui
 from conveyor.api.errors import install_error_handlers
 from conveyor.api.events_fastpath import EventsFastPath
 from conveyor.api.limits import BodySizeLimit
@@ -60,6 +61,9 @@ def create_app(service: Service, *, fast_events: bool = True) -> FastAPI:
         description=_DESCRIPTION + "\n## Auth\n" + _auth_section(),
         lifespan=lifespan,
         dependencies=[Depends(reject_unknown_query)],
+        # Served by install_docs_ui from the package; FastAPI's pages load from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
     install_error_handlers(app)
@@ -72,6 +76,7 @@ def create_app(service: Service, *, fast_events: bool = True) -> FastAPI:
     for router in _routers():
         app.include_router(router)
     install_openapi(app)
+    install_docs_ui(app)
     return app
 
 
