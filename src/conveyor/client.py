@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from conveyor.backends.base import Backend
 from conveyor.engine.state import RunStatus
-from conveyor.errors import PipelineValidationError, RunNotFoundError
+from conveyor.errors import EngineBusyError, PipelineValidationError, RunNotFoundError
 from conveyor.events import Event, EventReceipt
 from conveyor.pipeline.spec import PipelineSpec
 from conveyor.runs import RunSummary, RunView
@@ -117,13 +117,39 @@ class Client:
 
     @classmethod
     def local(cls, db_path: str | Path | None = None, **options: Any) -> Client:
-        """A client over the embedded backend (SQLite at `db_path`, or the configured default)."""
+        """A client over the embedded backend (SQLite at `db_path`, or the configured default).
+
+        Entering it raises `EngineBusyError` when another engine (`conveyor serve`) holds the
+        database: talk to that server with `Client.remote` instead.
+        """
         from conveyor.backends.local import LocalBackend
 
         return cls(LocalBackend(db_path=db_path, **options))
 
+    @classmethod
+    def remote(cls, url: str, api_key: str | None = None, **options: Any) -> Client:
+        """A client of a Conveyor server (`conveyor serve`) at `url`, over its REST API and
+        SSE, with the methods of the local client. Runs belong to the key's owner.
+
+        Args:
+            url: The server's base URL, e.g. ``http://127.0.0.1:8080``.
+            api_key: An API key (`conveyor keys create`); None for an `--insecure` server.
+            options: `timeout` (seconds a request may take) and `transport` (an httpx one).
+        """
+        from conveyor.backends.remote import RemoteBackend
+        from conveyor.remote_client import RemoteClient
+
+        return RemoteClient(RemoteBackend(url, api_key, **options))
+
     async def __aenter__(self) -> Client:
-        await self.backend.start()
+        try:
+            await self.backend.start()
+        except EngineBusyError as exc:
+            # One error that says what to do, not the engine's internals chained behind it.
+            raise EngineBusyError(
+                f"{exc}. If that is a server (`conveyor serve`), use it through "
+                "Client.remote(url, api_key)"
+            ) from None
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -149,12 +175,12 @@ class Client:
             "owner": owner,
             "labels": labels,
         }
-        if isinstance(pipeline_or_action, str) and self._is_action(pipeline_or_action):
+        if isinstance(pipeline_or_action, str) and await self._is_action(pipeline_or_action):
             spec = action_pipeline(pipeline_or_action, values or {})
             return await self.backend.start_run(spec, values, kind="action", **options)
         return await self.backend.start_run(_as_spec(pipeline_or_action), values, **options)
 
-    def _is_action(self, name: str) -> bool:
+    async def _is_action(self, name: str) -> bool:
         registry = getattr(self.backend, "registry", None)
         return registry is not None and name in registry and not Path(name).suffix
 
