@@ -11,6 +11,7 @@ import pytest
 
 from conveyor import Client, Event
 from conveyor.client import ActionStatus
+from conveyor.config import Settings
 from conveyor.errors import (
     EngineBusyError,
     ParamValidationError,
@@ -19,7 +20,6 @@ from conveyor.errors import (
     RemoteError,
     RunNotFoundError,
 )
-from conveyor.config import Settings
 from tests.api import docs
 from tests.api.conftest import MakeKey
 
@@ -54,7 +54,9 @@ def _run(view: Any) -> dict[str, Any]:
 
 async def _waiting(client: Client, run_id: str) -> None:
     async with asyncio.timeout(30):
-        while (await client.get(run_id)).steps[0].status.value != "waiting":
+        while True:
+            if (await client.get(run_id)).steps[0].status.value == "waiting":
+                return
             await asyncio.sleep(0.02)
 
 
