@@ -1,7 +1,7 @@
 """One Python API over any backend: start, get, wait, cancel, send events, list runs.
 
     async with Client.local(db_path="conveyor.db") as client:
-        run_id = await client.start("examples/hello.yaml", {"name": "Ada"})
+        run_id = await client.start("examples/hello.yaml", {"who": "Ada"})
         run = await client.wait(run_id, timeout=30)
 
 NOMAD-style helpers (`start_action`, `get_action_status`, ...) run one action by name.
