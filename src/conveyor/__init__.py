@@ -3,7 +3,7 @@
     from conveyor import Client
 
     async with Client.local() as client:
-        run_id = await client.start("examples/hello.yaml", {"name": "Ada"})
+        run_id = await client.start("examples/hello.yaml", {"who": "Ada"})
         run = await client.wait(run_id, timeout=30)
 
 Plugin authors import from `conveyor.actions`; this module is for those who run pipelines.

@@ -1,10 +1,15 @@
 """One Python API over any backend: start, get, wait, cancel, send events, list runs.
 
     async with Client.local(db_path="conveyor.db") as client:
-        run_id = await client.start("examples/hello.yaml", {"name": "Ada"})
+        run_id = await client.start("examples/hello.yaml", {"who": "Ada"})
         run = await client.wait(run_id, timeout=30)
 
 NOMAD-style helpers (`start_action`, `get_action_status`, ...) run one action by name.
+
+Names: NOMAD's own API keeps NOMAD's words (`get_action_status` answers Temporal's
+`CANCELED`); everything else says "run" for a run and "cancelled" for its status, as
+`RunStatus` does. `list_action_runs` lists single-action runs; the action catalog is the
+registry's (`conveyor actions list`, `GET /actions`).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import sys
+import warnings
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
@@ -22,7 +28,7 @@ from pydantic import BaseModel
 
 from conveyor.backends.base import Backend
 from conveyor.engine.state import RunStatus
-from conveyor.errors import PipelineValidationError, RunNotFoundError
+from conveyor.errors import EngineBusyError, PipelineValidationError, RunNotFoundError
 from conveyor.events import Event, EventReceipt
 from conveyor.pipeline.spec import PipelineSpec
 from conveyor.runs import RunSummary, RunView
@@ -34,12 +40,19 @@ ACTION_STEP = "action"
 
 
 class ActionStatus(StrEnum):
-    """A single-action run's status, in the names NOMAD's `get_action_status` uses."""
+    """A single-action run's status, in the names NOMAD's `get_action_status` uses.
+
+    They are Temporal's `WorkflowExecutionStatus` names, which NOMAD code compares with
+    (`status.name == "CANCELED"`). `CANCELLED` is the same member, spelled as `RunStatus`
+    spells it.
+    """
 
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     CANCELED = "CANCELED"
+    CANCELLED = "CANCELED"
+    """An alias of `CANCELED`."""
     TERMINATED = "TERMINATED"
     TIMED_OUT = "TIMED_OUT"
     UNKNOWN = "UNKNOWN"
@@ -67,8 +80,8 @@ _TEMPORAL_ACTION_STATUS = {
 }
 
 
-class ActionSummary(BaseModel):
-    """One single-action run in a list of a user's actions."""
+class ActionRunSummary(BaseModel):
+    """One single-action run in a list of a user's action runs."""
 
     run_id: str
     action: str
@@ -78,11 +91,25 @@ class ActionSummary(BaseModel):
     finished_at: datetime | None = None
 
 
-class ActionPage(BaseModel):
-    """A page of `Client.list_actions`; pass `next_page_token` back for the next one."""
+class ActionRunPage(BaseModel):
+    """A page of `Client.list_action_runs`; pass `next_page_token` back for the next one."""
 
-    actions: list[ActionSummary]
+    runs: list[ActionRunSummary]
     next_page_token: str | None = None
+
+    @property
+    def actions(self) -> list[ActionRunSummary]:
+        """Deprecated: the runs of this page (use `runs`)."""
+        warnings.warn(
+            "ActionRunPage.actions is deprecated: use .runs", DeprecationWarning, stacklevel=2
+        )
+        return self.runs
+
+
+ActionSummary = ActionRunSummary
+"""Deprecated name of `ActionRunSummary`."""
+ActionPage = ActionRunPage
+"""Deprecated name of `ActionRunPage`."""
 
 
 class Client:
@@ -93,13 +120,39 @@ class Client:
 
     @classmethod
     def local(cls, db_path: str | Path | None = None, **options: Any) -> Client:
-        """A client over the embedded backend (SQLite at `db_path`, or the configured default)."""
+        """A client over the embedded backend (SQLite at `db_path`, or the configured default).
+
+        Entering it raises `EngineBusyError` when another engine (`conveyor serve`) holds the
+        database: talk to that server with `Client.remote` instead.
+        """
         from conveyor.backends.local import LocalBackend
 
         return cls(LocalBackend(db_path=db_path, **options))
 
+    @classmethod
+    def remote(cls, url: str, api_key: str | None = None, **options: Any) -> Client:
+        """A client of a Conveyor server (`conveyor serve`) at `url`, over its REST API and
+        SSE, with the methods of the local client. Runs belong to the key's owner.
+
+        Args:
+            url: The server's base URL, e.g. ``http://127.0.0.1:8080``.
+            api_key: An API key (`conveyor keys create`); None for an `--insecure` server.
+            options: `timeout` (seconds a request may take) and `transport` (an httpx one).
+        """
+        from conveyor.backends.remote import RemoteBackend
+        from conveyor.remote_client import RemoteClient
+
+        return RemoteClient(RemoteBackend(url, api_key, **options))
+
     async def __aenter__(self) -> Client:
-        await self.backend.start()
+        try:
+            await self.backend.start()
+        except EngineBusyError as exc:
+            # One error that says what to do, not the engine's internals chained behind it.
+            raise EngineBusyError(
+                f"{exc}. If that is a server (`conveyor serve`), use it through "
+                "Client.remote(url, api_key)"
+            ) from None
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -125,12 +178,12 @@ class Client:
             "owner": owner,
             "labels": labels,
         }
-        if isinstance(pipeline_or_action, str) and self._is_action(pipeline_or_action):
+        if isinstance(pipeline_or_action, str) and await self._is_action(pipeline_or_action):
             spec = action_pipeline(pipeline_or_action, values or {})
             return await self.backend.start_run(spec, values, kind="action", **options)
         return await self.backend.start_run(_as_spec(pipeline_or_action), values, **options)
 
-    def _is_action(self, name: str) -> bool:
+    async def _is_action(self, name: str) -> bool:
         registry = getattr(self.backend, "registry", None)
         return registry is not None and name in registry and not Path(name).suffix
 
@@ -253,7 +306,24 @@ class Client:
         owner: str | None = None,
         page_size: int = 50,
         next_page_token: str | None = None,
-    ) -> ActionPage:
+    ) -> ActionRunPage:
+        """Deprecated: `list_action_runs` (this name read as the catalog of actions)."""
+        warnings.warn(
+            "Client.list_actions is deprecated: use list_action_runs (it lists runs)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return await self.list_action_runs(
+            owner=owner, page_size=page_size, next_page_token=next_page_token
+        )
+
+    async def list_action_runs(
+        self,
+        *,
+        owner: str | None = None,
+        page_size: int = 50,
+        next_page_token: str | None = None,
+    ) -> ActionRunPage:
         """The single-action runs (of `owner`, when given), newest first, a page at a time.
 
         Raises:
@@ -267,9 +337,9 @@ class Client:
             owner=owner, kind="action", limit=page_size + 1, offset=offset
         )
         more = len(runs) > page_size
-        return ActionPage(
-            actions=[
-                ActionSummary(
+        return ActionRunPage(
+            runs=[
+                ActionRunSummary(
                     run_id=run.run_id,
                     action=run.pipeline.removeprefix("action:"),
                     status=_ACTION_STATUS[run.status],
@@ -330,7 +400,7 @@ def _offset_of(token: str | None) -> int:
             return int(number)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
-    raise ValueError("next_page_token: not a token list_actions returned")
+    raise ValueError("next_page_token: not a token list_action_runs returned")
 
 
 def _on_temporal(backend: Backend) -> bool:

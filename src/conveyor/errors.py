@@ -2,6 +2,7 @@
 
     ConveyorError
     ├── ConfigurationError          bad or missing settings, missing install extra
+    ├── RemoteError                 a Conveyor server unreachable, or an answer no other error names
     ├── ActionError
     │   ├── InvalidActionError      an ActionMeta or executor that breaks the rules when declared
     │   ├── DuplicateActionError    two sources register the same action type
@@ -57,6 +58,25 @@ class ConveyorError(Exception):
 
 class ConfigurationError(ConveyorError):
     """Settings are missing or wrong, or an install extra is absent."""
+
+
+class RemoteError(ConveyorError):
+    """A Conveyor server could not be reached, refused the key, or answered an error that no
+    other class names (a mistake the engine would name comes back as that error)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        type_: str | None = None,
+        fields: Sequence[str] = (),
+    ) -> None:
+        self.status_code = status_code
+        self.type = type_
+        self.fields = list(fields)
+        """`path: message` of each problem the server named."""
+        super().__init__(message)
 
 
 class ActionError(ConveyorError):

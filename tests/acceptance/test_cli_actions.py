@@ -132,7 +132,7 @@ def test_show_of_a_function_action_shows_what_its_models_declare() -> None:
     out = result.stdout
     assert "cpu" in line_with("queue", out)
     min_length = line_with("│ min_length ", out)
-    for cell in ("number", "no", "1", ">= 1", "Shorter words are not counted"):
+    for cell in ("integer", "no", "1", ">= 1", "Shorter words are not counted"):
         assert cell in min_length
     assert "How many words the text has" in line_with("│ words ", out)
 

@@ -130,7 +130,8 @@ async def test_unknown_ids_harm_nothing(http: httpx.AsyncClient, seeded: Any) ->
         ("GET", "/actions/nope"),
     ):
         _error(await http.request(method, path), 404, "not_found")
-    _error(await http.post("/runs", json={"action": "nope"}), 404, "not_found")
+    unknown = _error(await http.post("/runs", json={"action": "nope"}), 422, "validation_error")
+    assert [f["path"] for f in unknown["fields"]] == ["action"]
 
 
 async def test_an_unknown_route_and_method(http: httpx.AsyncClient) -> None:

@@ -179,7 +179,10 @@ def test_serve_for_local_use_keeps_a_key_and_runs_the_event_driven_example(
     tmp_path: Path,
 ) -> None:
     """What `make run` starts: the examples, a local key, the demo job service."""
-    server = Server(tmp_path, "--pipelines", str(EXAMPLES), "--local-key", "--demo-service")
+    server = Server(
+        tmp_path, "--pipelines", str(EXAMPLES), "--local-key", "--demo-service",
+        "--demo-port", str(_free_port()),
+    )  # fmt: skip
     try:
         key_file = Path(server.db + ".local-key")
         token = key_file.read_text().strip()

@@ -82,11 +82,10 @@ async def test_invalid_inline_pipeline_is_422_by_path(http: httpx.AsyncClient) -
     assert (await http.get("/runs")).json()["total"] == 0
 
 
-async def test_unknown_sources_are_404(http: httpx.AsyncClient) -> None:
-    for body in ({"action": "no_such"}, {"pipeline_id": "nope"}):
-        response = await http.post("/runs", json=body)
-        assert response.status_code == 404, body
-        assert response.json()["error"]["type"] == "not_found"
+async def test_unknown_stored_pipelines_are_404(http: httpx.AsyncClient) -> None:
+    response = await http.post("/runs", json={"pipeline_id": "nope"})
+    assert response.status_code == 404
+    assert response.json()["error"]["type"] == "not_found"
     stored = (await http.post("/pipelines", json={"document": docs.greeting()})).json()
     response = await http.post("/runs", json={"pipeline_id": stored["id"], "version": 9})
     assert response.status_code == 404

@@ -85,14 +85,14 @@ async def test_stop_action_cancels_the_run_and_its_workflow(
 async def test_bad_data_is_refused_naming_the_fields_before_anything_starts(
     temporal_client: Client,
 ) -> None:
-    before = await temporal_client.list_actions()
+    before = await temporal_client.list_action_runs()
     with pytest.raises(ParamValidationError) as raised:
         await temporal_client.start_action("greet_workflow", {"repeat": "many"})
     named = {problem.name for problem in raised.value.problems}
     assert named == {"name", "repeat"}
     assert "name: " in str(raised.value)
-    after = await temporal_client.list_actions()
-    assert after.actions == before.actions
+    after = await temporal_client.list_action_runs()
+    assert after.runs == before.runs
 
 
 async def test_an_unknown_id_is_unknown_and_a_terminated_run_is_terminated(
@@ -113,7 +113,7 @@ async def test_an_unknown_id_is_unknown_and_a_terminated_run_is_terminated(
     assert await temporal_client.get_action_status(run_id) is ActionStatus.TERMINATED
 
 
-async def test_list_actions_pages_through_one_owners_actions(
+async def test_list_action_runs_pages_through_one_owners_actions(
     temporal_client: Client, temporal_workers: object
 ) -> None:
     started = [
@@ -128,19 +128,19 @@ async def test_list_actions_pages_through_one_owners_actions(
         await temporal_client.wait(run_id, timeout=60)
 
     async def all_listed() -> bool:
-        return len((await temporal_client.list_actions(owner="ada", page_size=10)).actions) == 3
+        return len((await temporal_client.list_action_runs(owner="ada", page_size=10)).runs) == 3
 
     await eventually(all_listed)
-    first = await temporal_client.list_actions(owner="ada", page_size=2)
-    assert len(first.actions) == 2 and first.next_page_token is not None
-    second = await temporal_client.list_actions(
+    first = await temporal_client.list_action_runs(owner="ada", page_size=2)
+    assert len(first.runs) == 2 and first.next_page_token is not None
+    second = await temporal_client.list_action_runs(
         owner="ada", page_size=2, next_page_token=first.next_page_token
     )
     assert second.next_page_token is None
-    seen = [a.run_id for a in (*first.actions, *second.actions)]
+    seen = [a.run_id for a in (*first.runs, *second.runs)]
     assert sorted(seen) == sorted(started)
-    assert {a.action for a in (*first.actions, *second.actions)} == {"greet_workflow"}
-    assert {a.owner for a in (*first.actions, *second.actions)} == {"ada"}
+    assert {a.action for a in (*first.runs, *second.runs)} == {"greet_workflow"}
+    assert {a.owner for a in (*first.runs, *second.runs)} == {"ada"}
 
 
 async def test_the_embedded_engine_refuses_a_workflow_action(tmp_path: Path) -> None:
@@ -149,4 +149,4 @@ async def test_the_embedded_engine_refuses_a_workflow_action(tmp_path: Path) -> 
     async with Client(backend) as client:
         with pytest.raises(PipelineValidationError, match="runs only on the Temporal backend"):
             await client.start_action("greet_workflow", {"name": "Ada"})
-        assert (await client.list_actions()).actions == []
+        assert (await client.list_action_runs()).runs == []

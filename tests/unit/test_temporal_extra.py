@@ -141,7 +141,7 @@ def test_an_action_takes_its_params_from_a_pydantic_run_argument() -> None:
     meta = ActionRegistry([action]).get("compound").meta
     assert meta.queue == "gpu" and meta.description == "Looks a compound up."
     cid = meta.param("cid")
-    assert cid is not None and cid.required and cid.type.value == "number"
+    assert cid is not None and cid.required and cid.type.value == "integer"
     assert cid.validation is not None and cid.validation.min == 1
     assert cid.description == "PubChem compound id."
 
@@ -288,10 +288,10 @@ async def test_bad_data_is_refused_before_a_run_is_stored(local_client: Client) 
     with pytest.raises(ParamValidationError) as raised:
         await local_client.start_action("echo", {"count": 50})
     assert [p.name for p in raised.value.problems] == ["count"]
-    assert (await local_client.list_actions()).actions == []
+    assert (await local_client.list_action_runs()).runs == []
 
 
-async def test_list_actions_pages_one_owners_actions(local_client: Client) -> None:
+async def test_list_action_runs_pages_one_owners_actions(local_client: Client) -> None:
     mine = [await local_client.start_action("echo", {"value": i}, owner="ada") for i in range(5)]
     await local_client.start_action("echo", {"value": "x"}, owner="bob")
     for run_id in mine:
@@ -300,31 +300,44 @@ async def test_list_actions_pages_one_owners_actions(local_client: Client) -> No
     token: str | None = None
     pages = 0
     while True:
-        page = await local_client.list_actions(owner="ada", page_size=2, next_page_token=token)
+        page = await local_client.list_action_runs(owner="ada", page_size=2, next_page_token=token)
         pages += 1
-        seen.extend(a.run_id for a in page.actions)
-        assert all(a.owner == "ada" and a.action == "echo" for a in page.actions)
+        seen.extend(a.run_id for a in page.runs)
+        assert all(a.owner == "ada" and a.action == "echo" for a in page.runs)
         token = page.next_page_token
         if token is None:
             break
     assert pages == 3 and sorted(seen) == sorted(mine)
-    assert {a.status for a in (await local_client.list_actions(owner="ada")).actions} == {
+    assert {a.status for a in (await local_client.list_action_runs(owner="ada")).runs} == {
         ActionStatus.COMPLETED
     }
+
+
+async def test_the_old_names_still_work_and_say_they_are_deprecated(
+    local_client: Client,
+) -> None:
+    run_id = await local_client.start_action("echo", {"value": 1}, owner="ada")
+    await local_client.wait(run_id, timeout=10)
+    with pytest.warns(DeprecationWarning, match="use list_action_runs"):
+        page = await local_client.list_actions(owner="ada")
+    with pytest.warns(DeprecationWarning, match="use .runs"):
+        assert [a.run_id for a in page.actions] == [run_id]
+    assert ActionStatus.CANCELLED is ActionStatus.CANCELED
+    assert ActionStatus.CANCELED.name == "CANCELED"  # NOMAD code compares Temporal's name
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"page_size": 0}, "page_size: must be between 1 and 1000, got 0"),
-        ({"next_page_token": "garbage!"}, "next_page_token: not a token list_actions returned"),
+        ({"next_page_token": "garbage!"}, "next_page_token: not a token list_action_runs returned"),
     ],
 )
-async def test_list_actions_refuses_bad_paging(
+async def test_list_action_runs_refuses_bad_paging(
     local_client: Client, kwargs: dict[str, object], message: str
 ) -> None:
     with pytest.raises(ValueError, match=message.replace("[", r"\[")):
-        await local_client.list_actions(**kwargs)  # type: ignore[arg-type]
+        await local_client.list_action_runs(**kwargs)  # type: ignore[arg-type]
 
 
 def test_every_temporal_execution_status_has_an_action_status() -> None:

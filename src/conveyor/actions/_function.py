@@ -346,6 +346,8 @@ def _param_type(annotation: Any) -> tuple[ParamType, list[SelectOption] | None]:
         return ParamType.JSON, None
     if inner is bool:
         return ParamType.BOOLEAN, None
+    if isinstance(inner, type) and issubclass(inner, int):
+        return ParamType.INTEGER, None
     if isinstance(inner, type) and issubclass(inner, int | float | Decimal):
         return ParamType.NUMBER, None
     if isinstance(inner, type) and issubclass(inner, _STRING_LIKE):
@@ -410,7 +412,8 @@ def _rules_of(field: FieldInfo, kind: ParamType) -> ValidationRules | None:
             bound = getattr(constraint, attr, None)
             # gt/lt become inclusive bounds: ValidationRules has no exclusive ones, and the
             # model still enforces the exact bound when the function is called.
-            if kind is ParamType.NUMBER and isinstance(bound, int | float | Decimal):
+            numeric = kind in (ParamType.NUMBER, ParamType.INTEGER)
+            if numeric and isinstance(bound, int | float | Decimal):
                 found[rule] = float(bound)
         for attr in ("min_length", "max_length"):
             size = getattr(constraint, attr, None)

@@ -38,6 +38,8 @@ class ParamType(StrEnum):
 
     STRING = "string"
     NUMBER = "number"
+    INTEGER = "integer"
+    """A whole number (min/max apply): `2.5` is refused, `3.0` and `"3"` become 3."""
     BOOLEAN = "boolean"
     SELECT = "select"
     MULTISELECT = "multiselect"

@@ -55,7 +55,7 @@ def _check_rules(definition: ParamDefinition, value: Any) -> str | None:
     rules = definition.validation
     if rules is None:
         return None
-    if kind is ParamType.NUMBER:
+    if kind in (ParamType.NUMBER, ParamType.INTEGER):
         return _check_bounds(value, rules.min, rules.max)
     if kind is ParamType.RANGE:
         return _check_bounds(value[0], rules.min, rules.max) or _check_bounds(
@@ -146,6 +146,8 @@ def _coerce(kind: ParamType, value: Any) -> Any:
         return text
     if kind is ParamType.NUMBER:
         return _number(value)
+    if kind is ParamType.INTEGER:
+        return _integer(value)
     if kind is ParamType.BOOLEAN:
         if isinstance(value, bool):
             return value
@@ -199,6 +201,16 @@ def _coerce(kind: ParamType, value: Any) -> Any:
             names.add(name)
         return value
     raise TypeError(f"unsupported param type {kind!r}")  # pragma: no cover - enum is closed
+
+
+def _integer(value: Any) -> int:
+    number = _number(value)
+    if isinstance(number, float):
+        # 3.0 is the number 3 as JSON and YAML may write it; 2.5 is no count of anything.
+        if not number.is_integer():
+            raise ValueError(f"must be an integer, got {value!r}")
+        return int(number)
+    return number
 
 
 def _number(value: Any) -> int | float:

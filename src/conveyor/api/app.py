@@ -15,10 +15,12 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from conveyor.api.deps import __doc__ as _auth_doc
 from conveyor.api.deps import reject_unknown_query
+from conveyor.api.docs_ui import install_docs_ui
 from conveyor.api.errors import install_error_handlers
 from conveyor.api.events_fastpath import EventsFastPath
 from conveyor.api.json_input import JsonBodyCheck
 from conveyor.api.limits import BodySizeLimit
+from conveyor.api.media import YamlPipelines
 from conveyor.api.openapi import install_openapi
 from conveyor.api.service import Service
 
@@ -38,6 +40,10 @@ ROUTERS = (
 _DESCRIPTION = """Conveyor's HTTP service: the action catalog, a pipeline catalog, runs, events.
 
 Every error answer has one body: `{"error": {"type", "message", "fields": [{"path", "message"}]}}`.
+
+Bodies are JSON (`Content-Type: application/json`). The pipeline routes (`POST /pipelines`,
+`PUT /pipelines/{id}`, `POST /pipelines/validate`) also take the pipeline as YAML text
+(`Content-Type: application/yaml` or `text/yaml`).
 """
 
 
@@ -66,6 +72,9 @@ def create_app(service: Service, *, fast_events: bool = True) -> FastAPI:
         description=_DESCRIPTION + "\n## Auth\n" + _auth_section(),
         lifespan=lifespan,
         dependencies=[Depends(reject_unknown_query)],
+        # Served by install_docs_ui from the package; FastAPI's pages load from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
     install_error_handlers(app)
@@ -74,10 +83,13 @@ def create_app(service: Service, *, fast_events: bool = True) -> FastAPI:
         app.add_middleware(EventsFastPath, service=service)
     # Inside the body limit too, and after the events fast path: events check their own.
     app.add_middleware(JsonBodyCheck)
+    # Inside the body limit too: it reads the whole (bounded) body to rewrite it.
+    app.add_middleware(YamlPipelines)
     app.add_middleware(BodySizeLimit, max_bytes=service.settings.max_body_bytes)
     for router in _routers():
         app.include_router(router)
     install_openapi(app)
+    install_docs_ui(app)
     return app
 
 

@@ -4,6 +4,10 @@ An update adds a version and never rewrites one; a run keeps the snapshot it sta
 engine stores it by content hash), so neither an update nor a delete changes a run. Names are
 unique per owner: two owners may each have a pipeline called `etl`.
 
+A pipeline may be *shared*: every owner then sees it, finds it by name and runs it, and only
+its owner (or an admin) changes or deletes it. The examples `conveyor serve --pipelines DIR`
+loads are shared, so every key can run `hello`.
+
 Text documents sent over HTTP are parsed here, not by `load_pipeline`: that function reads a
 one-line string ending in `.yaml` as a *file path*, which a request must never make the
 server do. YAML aliases are refused for the same reason of trust: a few hundred bytes of
@@ -60,6 +64,7 @@ class StoredPipeline:
     updated_at: datetime
     version: int | None = None
     document: dict[str, Any] | None = None
+    shared: bool = False
 
 
 def parse_text(text: str) -> dict[str, Any]:
@@ -109,8 +114,8 @@ class Catalog:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def create(self, owner: str, spec: PipelineSpec) -> StoredPipeline:
-        """Store `spec` as version 1 of a new pipeline of `owner`.
+    def create(self, owner: str, spec: PipelineSpec, *, shared: bool = False) -> StoredPipeline:
+        """Store `spec` as version 1 of a new pipeline of `owner` (seen by all when `shared`).
 
         Raises:
             NameTakenError: the owner has a pipeline of that name.
@@ -127,6 +132,7 @@ class Catalog:
                         "name": spec.name,
                         "description": spec.description,
                         "now": now,
+                        "shared": int(shared),
                     },
                 )
                 db.execute(Q["catalog_insert_version"], (pipeline_id, 1, _dump(spec), now))
@@ -173,11 +179,21 @@ class Catalog:
 
     def visible_id(self, ref: str, principal: Principal) -> str | None:
         """The id of the pipeline `ref` names for `principal`: an id it may see, else the
-        name of one of its own pipelines; None when there is none."""
+        name of one of its own pipelines, else the name of a shared one; None when there is
+        none."""
         found = self.get(ref)
-        if found is not None and principal.can_see(found.owner):
+        if found is not None and (found.shared or principal.can_see(found.owner)):
             return found.id
-        return self.id_by_name(principal.owner, ref)
+        own = self.id_by_name(principal.owner, ref)
+        if own is not None:
+            return own
+        row = self.store.db.execute(Q["catalog_shared_id_by_name"], (ref,)).fetchone()
+        return str(row["id"]) if row is not None else None
+
+    def set_shared(self, pipeline_id: str, shared: bool) -> None:
+        """Share the pipeline with every owner (read-only), or stop sharing it."""
+        with self.store.transaction() as db:
+            db.execute(Q["catalog_set_shared"], {"id": pipeline_id, "shared": int(shared)})
 
     def id_by_name(self, owner: str, name: str) -> str | None:
         """The id of `owner`'s pipeline called `name`."""
@@ -210,7 +226,7 @@ class Catalog:
 def load_directory(
     catalog: Catalog, registry: ActionLookup, directory: Path, owner: str
 ) -> tuple[builtins.list[str], builtins.list[str]]:
-    """Store every ``*.yaml`` pipeline of `directory` for `owner`.
+    """Store every ``*.yaml`` pipeline of `directory` for `owner`, shared with every owner.
 
     A pipeline whose name is new is created; one whose document changed gets a new version;
     an unchanged one is left as it is, so loading the same directory at every start adds
@@ -234,11 +250,13 @@ def load_directory(
             continue
         existing = catalog.id_by_name(owner, spec.name)
         if existing is None:
-            catalog.create(owner, spec)
+            catalog.create(owner, spec, shared=True)
         else:
             current = catalog.get(existing)
             if current is None or dumps(current.document) != _dump(spec):
                 catalog.update(existing, spec)
+            if current is None or not current.shared:
+                catalog.set_shared(existing, True)
         loaded.append(spec.name)
     return loaded, problems
 
@@ -261,6 +279,7 @@ def _stored(
         updated_at=_ts(row["updated_at"]),
         version=version,
         document=document,
+        shared=bool(row["shared"]),
     )
 
 

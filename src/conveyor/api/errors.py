@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from conveyor.api.media import is_json, unsupported_body
 from conveyor.errors import (
     ConveyorError,
     EngineBusyError,
@@ -95,6 +96,7 @@ _DESCRIPTIONS = {
     404: "Not found, or not visible to this API key's owner.",
     409: "The resource's state does not allow this.",
     413: "The request body is larger than the service accepts.",
+    415: "The body's Content-Type is not one this route accepts (JSON; YAML for pipelines).",
     422: "The request is well-formed but invalid; `fields` names each problem.",
     503: "The service is not ready.",
 }
@@ -190,11 +192,96 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
         context = detail.get("ctx") or {}
         reason = context.get("error", "invalid JSON")
         return error_response(400, "invalid_json", f"the body is not valid JSON: {reason}")
-    fields = [
-        FieldError(path=loc_path(error.get("loc", ())), message=str(error.get("msg", "")))
+    content_type = request.headers.get("content-type")
+    if _body_unread(errors) and not is_json(content_type):
+        # FastAPI reads a body as JSON only when its Content-Type says so; say that, rather
+        # than that the bytes it kept are not an object.
+        message = unsupported_body(request.method, request.url.path, content_type)
+        return error_response(415, "unsupported_media_type", message)
+    fields = worded_fields(errors)
+    return error_response(422, "validation_error", _summary(fields), fields)
+
+
+def worded_fields(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
+    """Pydantic's errors as fields worded for a person, one a path.
+
+    A value that matches no member of a union gets one error per member, each under a path
+    ending in the member's name (`document.dict[str,any]`, `document.str`); those are merged
+    into one field: `document: must be an object or a string`.
+    """
+    merged: dict[str, list[str]] = {}
+    for error in errors:
+        loc = [part for part in error.get("loc", ()) if not _is_union_member(part)]
+        path = loc_path(loc)
+        message = _worded(error)
+        if message not in merged.setdefault(path, []):
+            merged[path].append(message)
+    fields = []
+    for path, messages in merged.items():
+        wanted = [m.removeprefix("must be ") for m in messages if m.startswith("must be ")]
+        if len(wanted) == len(messages) > 1:
+            messages = ["must be " + " or ".join(wanted)]
+        if not path and messages == ["is required"]:
+            messages = ["the request needs a JSON body"]
+        fields.append(FieldError(path=path, message="; ".join(messages)))
+    return fields
+
+
+# Pydantic's words for a type, as a person who writes JSON says them.
+_TYPE_WORDS = {
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+    "string_type": "a string",
+    "list_type": "a list",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+}
+
+
+def _worded(error: Mapping[str, Any]) -> str:
+    kind = str(error.get("type", ""))
+    message = str(error.get("msg", ""))
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a field of this request"
+    if kind in _TYPE_WORDS:
+        return f"must be {_TYPE_WORDS[kind]}"
+    if kind in ("value_error", "assertion_error"):
+        # Our own validators' text, without pydantic's "Value error, " in front.
+        context = error.get("ctx") or {}
+        reason = context.get("error")
+        return str(reason) if reason is not None else message.split(", ", 1)[-1]
+    if message.startswith("Input should be "):
+        return "must be " + message.removeprefix("Input should be ")
+    return message[:1].lower() + message[1:]
+
+
+def _is_union_member(part: str | int) -> bool:
+    # Pydantic names a union member by its type: "str", "int", "dict[str,any]", ...
+    return isinstance(part, str) and (
+        "[" in part or part in ("str", "int", "float", "bool", "list", "dict", "none")
+    )
+
+
+def _summary(fields: Sequence[FieldError]) -> str:
+    shown = [f"{f.path}: {f.message}" if f.path else f.message for f in fields[:3]]
+    more = f" (and {len(fields) - 3} more)" if len(fields) > 3 else ""
+    return "the request is invalid: " + "; ".join(shown) + more if shown else "invalid request"
+
+
+def _body_unread(errors: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the body as a whole failed, as bytes FastAPI did not read as JSON do."""
+    return any(
+        tuple(error.get("loc", ())) == ("body",) and isinstance(error.get("input"), bytes)
         for error in errors
-    ]
-    return error_response(422, "validation_error", "the request is invalid", fields)
+    )
 
 
 _HTTP_TYPES = {

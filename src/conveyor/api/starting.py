@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from conveyor.actions import validated_params
 from conveyor.api.catalog import Catalog, document_of
 from conveyor.api.deps import Principal
-from conveyor.api.errors import not_found
+from conveyor.api.errors import ApiError, FieldError, not_found
 from conveyor.api.service import Service
 from conveyor.client import action_pipeline
+from conveyor.errors import UnknownActionError
 from conveyor.pipeline.loading import spec_from_document
 from conveyor.pipeline.spec import PipelineSpec
 from conveyor.publishing import CallbackTopic, WebhookSpec
@@ -74,8 +75,15 @@ class RunStart(BaseModel):
             for name in ("pipeline_id", "pipeline", "action")
             if getattr(self, name) is not None
         ]
-        if len(given) != 1:
-            raise ValueError("give exactly one of pipeline_id, pipeline or action")
+        if not given:
+            raise ValueError(
+                "say what to run: give one of pipeline_id (a stored pipeline), pipeline "
+                "(an inline one) or action (one action)"
+            )
+        if len(given) > 1:
+            raise ValueError(
+                f"give only one of pipeline_id, pipeline or action, not {' and '.join(given)}"
+            )
         if self.version is not None and self.pipeline_id is None:
             raise ValueError("version goes with pipeline_id")
         return self
@@ -110,13 +118,22 @@ def resolve_start(
     """The pipeline to run, the run's kind, and labels recording where it came from.
 
     Raises:
-        ApiError: 404 for an unknown or invisible stored pipeline (or version).
-        UnknownActionError: an unknown action.
+        ApiError: 404 for an unknown or invisible stored pipeline (or version); 422 for an
+            unknown action.
         ParamValidationError: params that do not fit the action.
         PipelineLoadError, PipelineValidationError: an inline pipeline that is not valid.
     """
     if body.action is not None:
-        meta = service.registry.get(body.action).meta
+        try:
+            meta = service.registry.get(body.action).meta
+        except UnknownActionError as exc:
+            # A name in the request, not a resource in the path: the request is what's wrong.
+            raise ApiError(
+                422,
+                "validation_error",
+                f"action: {exc}",
+                fields=[FieldError(path="action", message=str(exc))],
+            ) from exc
         # The one-step pipeline reads every value through a template, which validation
         # cannot see through: check the values against the action now, by name.
         validated_params(meta, body.params)

@@ -65,7 +65,8 @@ def serve_command(
             metavar="DIR",
             file_okay=False,
             exists=True,
-            help="Store every *.yaml pipeline of DIR in the catalog at start (owner 'local').",
+            help="Store every *.yaml pipeline of DIR in the catalog at start (owner 'local', "
+            "shared: every owner may read and run them).",
         ),
     ] = None,
     local_key: Annotated[
@@ -94,6 +95,16 @@ def serve_command(
             show_default=False,
         ),
     ] = None,
+    demo_port: Annotated[
+        int,
+        typer.Option(
+            "--demo-port",
+            min=1,
+            max=65535,
+            help="With --demo-service: its port, stable across restarts, so the example's "
+            "default service_url reaches it.",
+        ),
+    ] = 8081,
     access_log: Annotated[
         bool,
         typer.Option(
@@ -133,7 +144,7 @@ def serve_command(
     elif not local_key:
         service.on_start.append(_hint_without_keys)
     if demo_service:
-        _add_demo_service(service, base_url)
+        _add_demo_service(service, base_url, demo_port)
     if local_key and not insecure:
         service.on_start.append(_local_key_banner(base_url))
     if settings.backend == "local" and (settings.retention or settings.retention_by_owner):
@@ -316,18 +327,18 @@ def _with_demo_access(settings: Settings) -> Settings:
     return settings.model_copy(update=update)
 
 
-def _add_demo_service(service: Service, base_url: str) -> None:
+def _add_demo_service(service: Service, base_url: str, port: int) -> None:
     from conveyor.demo.service import JobService, http_publisher
 
     token = service.settings.events_token
     assert token is not None  # Set by _with_demo_access.
-    jobs = JobService(http_publisher(f"{base_url}/events", token.get_secret_value()))
+    jobs = JobService(http_publisher(f"{base_url}/events", token.get_secret_value()), port=port)
 
     async def start(_: Service) -> None:
         jobs.start()
         note(
-            f"demo job service on {jobs.url}: run examples/event_driven.yaml with "
-            f'params {{"service_url": "{jobs.url}"}}'
+            f"demo job service on {jobs.url}: conveyor run examples/event_driven.yaml "
+            f"-p service_url={jobs.url} --server {base_url}"
         )
 
     async def stop(_: Service) -> None:

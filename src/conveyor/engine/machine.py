@@ -197,6 +197,11 @@ class _Transition:
             self.out.append(
                 Abort(unit.step_id, unit.index, unit.attempt, plan.meta.type, unit.params or {})
             )
+        if unit.timer_kind is TimerKind.SLEEP:
+            # A durable pause returns its outputs when it begins to sleep; stopped before its
+            # timer fired, it never produced them (a cancelled `delay` did not wait 300 s).
+            # Other waits keep theirs: `cleanup()` reads them (the job id to cancel).
+            unit.outputs = None
         if unit.timer_at is not None:
             self._clear_timer(unit)
 

@@ -149,7 +149,7 @@ async def test_the_function_stays_callable_as_it_was() -> None:
     [
         ("name", ParamType.STRING),
         ("code", ParamType.STRING),
-        ("count", ParamType.NUMBER),
+        ("count", ParamType.INTEGER),
         ("ratio", ParamType.NUMBER),
         ("loud", ParamType.BOOLEAN),
         ("mode", ParamType.SELECT),

@@ -99,7 +99,7 @@ async def get_action(action_type: str, service: ServiceDep, principal: Reader) -
     "/{action_type}/validate",
     response_model=ParamCheck,
     summary="Check param values",
-    responses=responses(*AUTHED, 400, 404),
+    responses=responses(*AUTHED, 400, 404, 415),
 )
 async def validate_action_params(
     action_type: str, body: ParamValues, service: ServiceDep, principal: Reader

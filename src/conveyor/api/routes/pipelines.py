@@ -1,7 +1,9 @@
 """The pipeline catalog over HTTP: create, list, read, update (a new version), delete, validate.
 
-A pipeline is addressed by its id or, for the caller's own pipelines, by its name. Another
-owner's pipeline answers 404, as one that does not exist.
+A pipeline is addressed by its id or by its name (the caller's own first, then a shared
+one). Another owner's pipeline answers 404, as one that does not exist, unless it is shared:
+every owner reads and runs a shared pipeline (the examples `conveyor serve --pipelines`
+loads are), and changing or deleting it answers 403 to all but its owner and admins.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ class PipelineDocument(BaseModel):
     document: dict[str, Any] | str = Field(
         description="The pipeline: a JSON object, or YAML/JSON text (YAML aliases refused)."
     )
+    shared: bool | None = Field(
+        default=None,
+        description="Let every owner read and run it (only its owner changes it). "
+        "Default: not shared when created, unchanged when updated.",
+    )
 
 
 class PipelineSummary(BaseModel):
@@ -50,6 +57,7 @@ class PipelineSummary(BaseModel):
     name: str
     description: str | None = None
     latest_version: int
+    shared: bool = Field(description="Every owner may read and run it; only its owner changes it.")
     created_at: datetime
     updated_at: datetime
 
@@ -109,12 +117,30 @@ def resolve(service: Service, principal: Principal, ref: str) -> str:
     return found
 
 
+def resolve_own(service: Service, principal: Principal, ref: str) -> str:
+    """Like `resolve`, for a change: a pipeline shared by another owner is read-only.
+
+    Raises:
+        ApiError: 404, when there is none the caller may see; 403 for another's shared one.
+    """
+    ident = resolve(service, principal, ref)
+    stored = Catalog(service.store).get(ident)
+    if stored is not None and not principal.can_see(stored.owner):
+        raise ApiError(
+            403,
+            "forbidden",
+            f"pipeline {stored.name!r} is shared by {stored.owner!r} to read and run; only "
+            "its owner may change or delete it (store a copy under another name to change it)",
+        )
+    return ident
+
+
 @router.post(
     "",
     status_code=201,
     response_model=PipelineDetail,
     summary="Store a pipeline",
-    responses=responses(*AUTHED, 400, 409),
+    responses=responses(*AUTHED, 400, 409, 415),
 )
 async def create_pipeline(
     body: PipelineDocument, service: ServiceDep, principal: Writer
@@ -122,7 +148,7 @@ async def create_pipeline(
     """Validate and store a pipeline as version 1; its name must be new for the owner."""
     spec, warnings = await asyncio.to_thread(checked_spec, service, body.document)
     try:
-        stored = Catalog(service.store).create(principal.owner, spec)
+        stored = Catalog(service.store).create(principal.owner, spec, shared=bool(body.shared))
     except NameTakenError as exc:
         raise ApiError(409, "conflict", str(exc)) from exc
     return _detail(stored, warnings)
@@ -141,7 +167,7 @@ async def list_pipelines(
     offset: Offset = 0,
     name: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Page[PipelineSummary]:
-    """The caller's pipelines (every owner's for an admin), by name."""
+    """The caller's pipelines and the shared ones (every owner's for an admin), by name."""
     found, total = Catalog(service.store).list(
         owner=owner_filter(principal), name=name, limit=limit, offset=offset
     )
@@ -153,7 +179,7 @@ async def list_pipelines(
     "/validate",
     response_model=ValidationResult,
     summary="Validate a pipeline without storing it",
-    responses=responses(*AUTHED, 400),
+    responses=responses(*AUTHED, 400, 415),
 )
 async def validate(
     body: PipelineDocument, service: ServiceDep, principal: Reader
@@ -207,20 +233,24 @@ async def list_versions(
     "/{pipeline_id}",
     response_model=PipelineDetail,
     summary="Update a pipeline (adds a version)",
-    responses=responses(*AUTHED, 400, 404, 409),
+    responses=responses(*AUTHED, 400, 404, 409, 415),
 )
 async def update_pipeline(
     pipeline_id: PipelineRef, body: PipelineDocument, service: ServiceDep, principal: Writer
 ) -> PipelineDetail:
     """Store the document as the pipeline's next version; runs keep the version they ran."""
-    ident = resolve(service, principal, pipeline_id)
+    ident = resolve_own(service, principal, pipeline_id)
     spec, warnings = await asyncio.to_thread(checked_spec, service, body.document)
+    catalog = Catalog(service.store)
     try:
-        stored = Catalog(service.store).update(ident, spec)
+        stored = catalog.update(ident, spec)
     except NameTakenError as exc:
         raise ApiError(409, "conflict", str(exc)) from exc
     if stored is None:
         raise not_found("pipeline", pipeline_id)
+    if body.shared is not None and body.shared != stored.shared:
+        catalog.set_shared(ident, body.shared)
+        stored = catalog.get(ident) or stored
     return _detail(stored, warnings)
 
 
@@ -235,7 +265,7 @@ async def delete_pipeline(
     pipeline_id: PipelineRef, service: ServiceDep, principal: Writer
 ) -> Response:
     """Delete a pipeline and all its versions; its runs are kept, with their snapshots."""
-    if not Catalog(service.store).delete(resolve(service, principal, pipeline_id)):
+    if not Catalog(service.store).delete(resolve_own(service, principal, pipeline_id)):
         raise not_found("pipeline", pipeline_id)
     return Response(status_code=204)
 
@@ -259,6 +289,7 @@ def _summary(stored: StoredPipeline) -> PipelineSummary:
         name=stored.name,
         description=stored.description,
         latest_version=stored.latest_version,
+        shared=stored.shared,
         created_at=stored.created_at,
         updated_at=stored.updated_at,
     )

@@ -86,7 +86,7 @@ class Timeline(BaseModel):
     summary="Start a run",
     responses={
         200: {"model": RunView, "description": "The idempotency key was used before: its run."},
-        **responses(*AUTHED, 400, 404),
+        **responses(*AUTHED, 400, 404, 415),
     },
 )
 async def start_run(
@@ -231,7 +231,7 @@ async def get_timeline(
     "/{run_id}/cancel",
     response_model=RunView,
     summary="Cancel a run",
-    responses=responses(*AUTHED, 400, 404, 409),
+    responses=responses(*AUTHED, 400, 404, 409, 415),
 )
 async def cancel_run(
     run_id: str,

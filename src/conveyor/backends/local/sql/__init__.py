@@ -17,12 +17,19 @@ def _load_queries() -> dict[str, str]:
 
 def migrations() -> list[tuple[int, str]]:
     """(version, script) for every numbered migration, in order."""
-    found = []
+    found: dict[int, tuple[str, str]] = {}
     for entry in resources.files(__package__).iterdir():
         match = re.match(r"^(\d{3})_\w+\.sql$", entry.name)
         if match:
-            found.append((int(match.group(1)), entry.read_text(encoding="utf-8")))
-    return sorted(found)
+            version = int(match.group(1))
+            if version in found:
+                # The database records one number: the second script would never run.
+                raise RuntimeError(
+                    f"two migrations are numbered {version:03d}: {found[version][0]} and "
+                    f"{entry.name}; renumber one"
+                )
+            found[version] = (entry.name, entry.read_text(encoding="utf-8"))
+    return [(version, script) for version, (_, script) in sorted(found.items())]
 
 
 Q = _load_queries()

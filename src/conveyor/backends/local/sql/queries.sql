@@ -137,8 +137,8 @@ DELETE FROM engine_lock WHERE id = 1 AND token = ?;
 
 -- name: catalog_insert_pipeline
 INSERT INTO catalog_pipelines (id, owner, name, latest_version, description, created_at,
-                               updated_at)
-VALUES (:id, :owner, :name, 1, :description, :now, :now);
+                               updated_at, shared)
+VALUES (:id, :owner, :name, 1, :description, :now, :now, :shared);
 
 -- name: catalog_insert_version
 INSERT INTO catalog_versions (pipeline_id, version, document, created_at)
@@ -151,22 +151,28 @@ WHERE id = :id;
 
 -- name: catalog_get_pipeline
 SELECT p.id, p.owner, p.name, p.latest_version, p.description, p.created_at, p.updated_at,
-       v.version, v.document
+       p.shared, v.version, v.document
 FROM catalog_pipelines p JOIN catalog_versions v ON v.pipeline_id = p.id
 WHERE p.id = ? AND v.version = coalesce(?, p.latest_version);
 
 -- name: catalog_id_by_name
 SELECT id FROM catalog_pipelines WHERE owner = ? AND name = ?;
 
+-- name: catalog_shared_id_by_name
+SELECT id FROM catalog_pipelines WHERE shared = 1 AND name = ? ORDER BY created_at, owner LIMIT 1;
+
+-- name: catalog_set_shared
+UPDATE catalog_pipelines SET shared = :shared WHERE id = :id;
+
 -- name: catalog_list
-SELECT id, owner, name, latest_version, description, created_at, updated_at
+SELECT id, owner, name, latest_version, description, created_at, updated_at, shared
 FROM catalog_pipelines
-WHERE (:owner IS NULL OR owner = :owner) AND (:name IS NULL OR name = :name)
+WHERE (:owner IS NULL OR owner = :owner OR shared = 1) AND (:name IS NULL OR name = :name)
 ORDER BY name, owner, id LIMIT :limit OFFSET :offset;
 
 -- name: catalog_count
 SELECT count(*) FROM catalog_pipelines
-WHERE (:owner IS NULL OR owner = :owner) AND (:name IS NULL OR name = :name);
+WHERE (:owner IS NULL OR owner = :owner OR shared = 1) AND (:name IS NULL OR name = :name);
 
 -- name: catalog_versions_of
 SELECT version, created_at FROM catalog_versions WHERE pipeline_id = ? ORDER BY version DESC;
