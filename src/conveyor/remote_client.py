@@ -26,5 +26,6 @@ class RemoteClient(Client):
         # A name with no suffix that the server's catalog has; anything else is a file.
         return not Path(name).suffix and await self.backend.has_action(name)
 
-    def _check_action(self, action_name: str, values: Mapping[str, Any]) -> None:
+    def _check_action(self, action_name: str, values: Mapping[str, Any]) -> str:
         """Nothing to check here: the server checks the params when the run is started."""
+        return action_name

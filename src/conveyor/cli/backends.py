@@ -95,6 +95,13 @@ async def reader(settings: Settings) -> AsyncIterator[LocalBackend | TemporalBac
         async with temporal(settings) as backend:
             yield backend
         return
+    async with local_reader(settings) as local:
+        yield local
+
+
+@asynccontextmanager
+async def local_reader(settings: Settings) -> AsyncIterator[LocalBackend]:
+    """The embedded database opened without driving runs (an engine may drive it elsewhere)."""
     from conveyor.backends.local import LocalBackend
 
     local = LocalBackend(settings=settings, drive=False)

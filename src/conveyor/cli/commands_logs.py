@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.text import Text
 
+from conveyor.cli.backends import local_reader
 from conveyor.cli.commands_runs import (
     EXIT_INTERRUPTED,
     POLL_SECONDS,
     no_db_with_server,
-    reader,
     report,
     require_db,
     runs_app,
@@ -100,7 +100,7 @@ def render_line(line: RunEvent) -> Text:
 async def _local_lines(
     settings: Settings, run_id: str, step: str | None, follow: bool
 ) -> AsyncIterator[RunEvent]:
-    async with reader(settings) as backend:
+    async with local_reader(settings) as backend:
         try:
             view = await backend.get(run_id)
         except RunNotFoundError:

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from conveyor.cli.backends import local_reader
 from conveyor.cli.commands_runs import (
     EXIT_INTERRUPTED,
     db_flag,
     follow_run,
     no_db_with_server,
-    reader,
     remote_call,
     require_db,
     runs_app,
@@ -215,7 +215,7 @@ def _engine_holds(settings: Settings) -> bool:
 
 
 async def _record_retry(settings: Settings, run_id: str) -> RunView:
-    async with reader(settings) as recorder:
+    async with local_reader(settings) as recorder:
         return await recorder.get(await _retried(recorder, run_id))
 
 
