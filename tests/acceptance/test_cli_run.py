@@ -322,7 +322,7 @@ def test_ctrl_c_cancels_the_run_and_exits_130_and_a_second_engine_is_refused(
     ("template", "message"),
     [
         ("{{ 2 ** 64 }}", "the integer 18446744073709551616 is outside the 64-bit range"),
-        ("{{ 1e308 * 10 }}", "the result is not a finite number"),
+        ("{{ 1e308 * 10 }}", "params.message: inf is not a number a run can store"),
         ("{{ params.big * 10 }}", "params.message: inf is not a number a run can store"),
     ],
 )

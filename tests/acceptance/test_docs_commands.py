@@ -42,6 +42,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SKIP = re.compile(r"<!--\s*docs-test:\s*skip\b\s*(.*?)\s*-->")
+# Pages whose blocks need a set-up of their own are run whole by a test of their own.
+OWN_TESTS = {
+    "docs/operations.md": "tests/api/test_docs_operations.py",
+    "docs/migrating-from-budpipeline.md": "tests/acceptance/test_docs_migrating.py",
+}
 FENCE = re.compile(r"^```(bash|sh|shell)\s*$")
 PLACEHOLDER = re.compile(r"^\s*(?:export\s+)?([A-Z_]+)=(?:cvk_)?\.\.\.\s*(#.*)?$")
 REFUSED = re.compile(r'"type"\s*:\s*"(unauthorized|not_found)"')
@@ -74,12 +79,14 @@ def blocks() -> list[Block]:
                 end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("```"))
                 before = lines[start - 1] if start else ""
                 marked = SKIP.search(before)
+                name = str(page.relative_to(ROOT))
+                own = OWN_TESTS.get(name)
                 found.append(
                     Block(
-                        page=str(page.relative_to(ROOT)),
+                        page=name,
                         line=start + 1,
                         text="\n".join(lines[start + 1 : end]),
-                        skip=marked.group(1) if marked else None,
+                        skip=f"run by {own}" if own else marked.group(1) if marked else None,
                     )
                 )
                 index = end
