@@ -368,8 +368,11 @@ def test_serve_on_a_read_only_database_says_so_in_one_line(tmp_path: Path) -> No
         subprocess.run(["chattr", "-i", str(db)], check=True)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
-    message = " ".join(done.stderr.split())
-    assert message == f"error: cannot use the database {db}: attempt to write a readonly database"
+    # The first line says which database the command uses; the error is the one line after.
+    said = done.stderr.split("\nerror: ", 1)
+    assert said[0].startswith("database: ")
+    message = " ".join(said[1].split())
+    assert message == f"cannot use the database {db}: attempt to write a readonly database"
 
 
 def test_cli_params_refuse_non_finite_json(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from conveyor.cli.common import (
     fail,
     print_json,
     read_json_file,
+    settings_for,
     stdout,
 )
 from conveyor.config import Settings
@@ -216,12 +217,12 @@ def list_command(
     json_output: JsonOption = False,
 ) -> None:
     """List stored events, newest first."""
-    settings = database_for(db)
     refuse_on_temporal(
-        settings,
+        settings_for(db),
         "events list",
         "Temporal keeps events in its mailbox workflows; see them with `temporal workflow list`",
     )
+    settings = database_for(db)
     configure_logging()
     events = (
         asyncio.run(_list(settings, [s.value for s in status or []], limit))
