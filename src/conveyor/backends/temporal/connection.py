@@ -137,7 +137,9 @@ def connect_failure(exc: BaseException, settings: Settings) -> str:
             f"certificate in {_env('temporal_tls_cert_path')} "
             f"({settings.temporal_tls_cert_path})"
         )
-    if not tls and ("BrokenPipe" in text or "broken pipe" in text or "close_notify" in text):
+    if not tls and _closed(text):
+        # A TLS frontend drops a plain HTTP/2 preface; the client sees a broken pipe or, when
+        # the drop lands mid-call, a cancelled operation.
         return (
             "the server closed the connection: if it serves TLS, set "
             f"{_env('temporal_tls')}=true (and {_env('temporal_tls_ca_path')})"
@@ -152,9 +154,14 @@ def connect_failure(exc: BaseException, settings: Settings) -> str:
 def _closed_after_handshake(text: str) -> bool:
     if "CertificateRequired" in text:
         return True
-    closed = ("close_notify", "brokenpipe", "broken pipe", "operation was canceled", "reset")
+    return "after connection" in text.lower() and _closed(text)
+
+
+def _closed(text: str) -> bool:
+    """Whether the error reads as the peer closing the connection."""
     lowered = text.lower()
-    return "after connection" in lowered and any(sign in lowered for sign in closed)
+    signs = ("close_notify", "brokenpipe", "broken pipe", "operation was canceled", "reset")
+    return any(sign in lowered for sign in signs)
 
 
 def _env(setting: str) -> str:
