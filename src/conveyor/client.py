@@ -204,7 +204,8 @@ class Client:
         return await self.backend.send_event(event)
 
     async def list_runs(self, **filters: Any) -> list[RunSummary]:
-        """Runs matching `status`, `pipeline`, `owner`, `kind`, `created_after/before`."""
+        """Runs matching `status`, `pipeline`, `owner`, `kind`, `trigger` (manual, schedule,
+        webhook, event), `trigger_id`, `created_after/before`."""
         return await self.backend.list_runs(**filters)
 
     async def run_action(

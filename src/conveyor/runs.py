@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,6 +14,41 @@ from conveyor.engine.state import RunState, RunStatus, StepState, UnitState
 def as_datetime(value: float | None) -> datetime | None:
     """A stored epoch timestamp as an aware UTC datetime (None stays None)."""
     return datetime.fromtimestamp(value, tz=UTC) if value is not None else None
+
+
+TriggerKind = Literal["manual", "schedule", "webhook", "event"]
+"""What started a run: a request (`manual`), a schedule, a webhook or an event trigger."""
+
+
+class RunTrigger(BaseModel):
+    """What started a run: its kind, the schedule's (webhook's, event trigger's) id and,
+    for a schedule, the slot the run is for."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: TriggerKind = "manual"
+    id: str | None = Field(
+        default=None, max_length=200, description="The schedule's, webhook's or event trigger's id."
+    )
+    time: datetime | None = Field(
+        default=None, description="The slot a schedule's run is for (UTC); None for the others."
+    )
+
+    def stored_time(self) -> str | None:
+        """`time` as stored: ISO 8601 in UTC, or None."""
+        if self.time is None:
+            return None
+        when = self.time if self.time.tzinfo is not None else self.time.replace(tzinfo=UTC)
+        return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+    @classmethod
+    def stored(cls, kind: str | None, ident: str | None, time: str | None) -> RunTrigger:
+        """The trigger of a stored row (its three columns)."""
+        return cls.model_validate({"kind": kind or "manual", "id": ident, "time": time})
+
+
+MANUAL = RunTrigger()
+"""The trigger of a run started on request."""
 
 
 class ItemView(BaseModel):
@@ -128,6 +163,7 @@ class RunView(BaseModel):
     owner: str | None = None
     retry_of: str | None = None
     """The run this one retries, if it is a retry."""
+    trigger: RunTrigger = MANUAL
     steps: list[StepView] = []
 
     @property
@@ -151,6 +187,7 @@ class RunView(BaseModel):
         idempotency_key: str | None = None,
         owner: str | None = None,
         retry_of: str | None = None,
+        trigger: RunTrigger | None = None,
         now: float | None = None,
         order: list[str] | None = None,
     ) -> RunView:
@@ -174,6 +211,7 @@ class RunView(BaseModel):
             idempotency_key=idempotency_key,
             owner=owner,
             retry_of=retry_of,
+            trigger=trigger or MANUAL,
             steps=[StepView.of(state.steps[i]) for i in ids if i in state.steps],
         )
 
@@ -215,6 +253,7 @@ class RunSummary(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     owner: str | None = None
+    trigger: RunTrigger = MANUAL
 
 
 class RunEvent(BaseModel):

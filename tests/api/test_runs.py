@@ -227,3 +227,30 @@ async def test_unknown_run_is_404(http: httpx.AsyncClient) -> None:
             "message": "no run with id 'nope'",
             "fields": [],
         }
+
+
+async def test_runs_are_filtered_by_trigger(http: httpx.AsyncClient, service: Service) -> None:
+    from conveyor.runs import RunTrigger
+
+    manual = await _start(http, {"pipeline": docs.greeting()})
+    assert manual["trigger"] == {"kind": "manual", "id": None, "time": None}
+    scheduled = await service.engine.start_run(
+        _spec(),
+        owner="admin",
+        trigger=RunTrigger(kind="schedule", id="sch_x", time=datetime(2026, 1, 1, tzinfo=UTC)),
+    )
+    listed = (await http.get("/runs", params={"trigger": "schedule"})).json()
+    assert [r["run_id"] for r in listed["items"]] == [scheduled]
+    assert listed["total"] == 1
+    assert listed["items"][0]["trigger"]["time"] == "2026-01-01T00:00:00Z"
+    by_id = (await http.get("/runs", params={"trigger_id": "sch_x"})).json()
+    assert by_id["total"] == 1
+    wrong = await http.get("/runs", params={"trigger": "cron"})
+    assert wrong.status_code == 422
+    assert "trigger" in wrong.text
+
+
+def _spec() -> Any:
+    from conveyor.pipeline.loading import spec_from_document
+
+    return spec_from_document(docs.greeting())

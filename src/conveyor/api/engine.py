@@ -24,7 +24,7 @@ from conveyor.backends.local.sql import Q
 from conveyor.backends.local.store import Store
 from conveyor.events import Event, EventReceipt
 from conveyor.pipeline.spec import PipelineSpec
-from conveyor.runs import RunEvent, RunSummary, RunView
+from conveyor.runs import RunEvent, RunSummary, RunTrigger, RunView
 
 if TYPE_CHECKING:
     from conveyor.backends.temporal.backend import TemporalBackend
@@ -44,6 +44,18 @@ POLL_SECONDS = 0.5
 
 COUNT_CAP = 10_000
 """The most runs `TemporalEngine.count_runs` counts (it lists them to count)."""
+
+
+_COUNT_FILTERS = (
+    "pipeline",
+    "owner",
+    "kind",
+    "trigger",
+    "trigger_id",
+    "created_after",
+    "created_before",
+)
+"""The filters of `runs_count`, each None unless given."""
 
 
 class ServiceBackend(Protocol):
@@ -69,6 +81,7 @@ class ServiceBackend(Protocol):
         owner: str | None = None,
         labels: Mapping[str, str] | None = None,
         kind: str = "pipeline",
+        trigger: RunTrigger | None = None,
     ) -> str:
         """Start a run; with a used idempotency key, return the first run's id."""
         ...
@@ -177,8 +190,10 @@ class LocalEngine:
 
     async def count_runs(self, *, status: list[str] | None = None, **filters: Any) -> int:
         """Counted by one query with the same filters as the page."""
+        every = dict.fromkeys(_COUNT_FILTERS)
         row = self.store.db.execute(
-            Q["runs_count"], {**filters, "statuses": json.dumps(status) if status else None}
+            Q["runs_count"],
+            {**every, **filters, "statuses": json.dumps(status) if status else None},
         ).fetchone()
         return int(row[0])
 

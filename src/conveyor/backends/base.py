@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 from conveyor.events import Event, EventReceipt
 from conveyor.pipeline.spec import PipelineSpec
-from conveyor.runs import RunSummary, RunView
+from conveyor.runs import RunSummary, RunTrigger, RunView
 
 
 class Backend(Protocol):
@@ -30,6 +30,7 @@ class Backend(Protocol):
         owner: str | None = None,
         labels: Mapping[str, str] | None = None,
         kind: str = "pipeline",
+        trigger: RunTrigger | None = None,
     ) -> str:
         """Start a run; with a used idempotency key, return the first run's id."""
         ...
@@ -57,6 +58,7 @@ class Backend(Protocol):
         pipeline: str | None = None,
         owner: str | None = None,
         kind: str | None = None,
+        trigger: str | None = None,
         created_after: float | None = None,
         created_before: float | None = None,
         limit: int = 50,

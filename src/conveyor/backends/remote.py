@@ -36,7 +36,7 @@ from conveyor.errors import (
 )
 from conveyor.events import Event, EventReceipt
 from conveyor.pipeline.spec import PipelineSpec
-from conveyor.runs import RunSummary, RunView
+from conveyor.runs import RunSummary, RunTrigger, RunView
 
 PAGE_LIMIT = 500
 """The most runs the server lists in one answer; longer lists are read a page at a time."""
@@ -91,6 +91,7 @@ class RemoteBackend:
         owner: str | None = None,
         labels: Mapping[str, str] | None = None,
         kind: str = "pipeline",
+        trigger: RunTrigger | None = None,
     ) -> str:
         """Start a run on the server (`POST /runs`); its id.
 
@@ -98,10 +99,13 @@ class RemoteBackend:
         params against the action by name.
 
         Raises:
-            ValueError: `owner` is given: a server's runs belong to the key's owner.
+            ValueError: `owner` is given: a server's runs belong to the key's owner; or a
+                `trigger` other than manual: the server records its own triggers.
         """
         if owner is not None:
             raise ValueError("owner: runs on a server belong to the API key's owner")
+        if trigger is not None and trigger.kind != "manual":
+            raise ValueError("trigger: a server records what started its runs itself")
         body: dict[str, Any] = {"params": dict(params or {})}
         if kind == "action" and len(pipeline.steps) == 1:
             body["action"] = pipeline.steps[0].action
@@ -138,6 +142,8 @@ class RemoteBackend:
         pipeline: str | None = None,
         owner: str | None = None,
         kind: str | None = None,
+        trigger: str | None = None,
+        trigger_id: str | None = None,
         created_after: float | None = None,
         created_before: float | None = None,
         limit: int = 50,
@@ -151,6 +157,8 @@ class RemoteBackend:
                 ("pipeline", pipeline),
                 ("owner", owner),
                 ("kind", kind),
+                ("trigger", trigger),
+                ("trigger_id", trigger_id),
                 ("created_after", _iso(created_after)),
                 ("created_before", _iso(created_before)),
             )

@@ -80,6 +80,14 @@ def list_command(
     pipeline: Annotated[
         str | None, typer.Option("--pipeline", help="Only runs of this pipeline (by name).")
     ] = None,
+    trigger: Annotated[
+        str | None,
+        typer.Option(
+            "--trigger",
+            help="Only runs started so: manual, schedule, webhook or event.",
+            show_default=False,
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 20,
     db: DbOption = None,
     json_output: JsonOption = False,
@@ -90,15 +98,18 @@ def list_command(
     from conveyor.cli.live import RUN_STYLES, format_duration
 
     statuses = _statuses(status or [])
+    started_by = _trigger(trigger)
     configure_logging()
     if server is not None:
         no_db_with_server(db)
         place = f"on {server}"
-        runs = remote_call(server, api_key, lambda r: r.list_runs(statuses, pipeline, limit))
+        runs = remote_call(
+            server, api_key, lambda r: r.list_runs(statuses, pipeline, limit, started_by)
+        )
     else:
         settings = database_for(db)
         place = where(settings)
-        runs = asyncio.run(_list(settings, statuses, pipeline, limit))
+        runs = asyncio.run(_list(settings, statuses, pipeline, limit, started_by))
     if json_output:
         print_json([run.model_dump(mode="json") for run in runs])
         return
@@ -108,13 +119,14 @@ def list_command(
     # One line per run, unless it has an error: that column takes the width left and
     # wraps; on a narrow terminal it is left out (`runs show` has all of it).
     errors = stdout.width >= ERROR_COLUMN_WIDTH and any(run.error for run in runs)
-    headers = ["run", "pipeline", "status", "created", "time"]
+    headers = ["run", "pipeline", "status", "trigger", "created", "time"]
     shown = table(*headers, *(["error"] if errors else []), title=f"Runs {place}")
     for run in runs:
         cells: list[str | Text] = [
             run.run_id,
             run.pipeline,
             Text(run.status.value, style=RUN_STYLES.get(run.status, "")),
+            run.trigger.kind,
             local_time(run.created_at),
             format_duration(_seconds(run)),
         ]
@@ -136,13 +148,28 @@ def _statuses(values: list[str]) -> list[str]:
     return [value.lower() for value in values]
 
 
+def _trigger(value: str | None) -> str | None:
+    known = ("manual", "schedule", "webhook", "event")
+    if value is not None and value.lower() not in known:
+        raise typer.BadParameter(
+            f"{value!r} is not one of {', '.join(known)}", param_hint="'--trigger'"
+        )
+    return value.lower() if value is not None else None
+
+
 async def _list(
-    settings: Settings, status: list[str], pipeline: str | None, limit: int
+    settings: Settings,
+    status: list[str],
+    pipeline: str | None,
+    limit: int,
+    trigger: str | None = None,
 ) -> list[RunSummary]:
     if not on_temporal(settings) and not settings.db_path.exists():
         return []
     async with reader(settings) as backend:
-        return await backend.list_runs(status=status or None, pipeline=pipeline, limit=limit)
+        return await backend.list_runs(
+            status=status or None, pipeline=pipeline, trigger=trigger, limit=limit
+        )
 
 
 @runs_app.command("show")
@@ -160,7 +187,7 @@ def show_command(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Show a run: its steps, outputs and error; live with --follow."""
-    from conveyor.cli.live import render_outcome, render_run
+    from conveyor.cli.live import describe_trigger, render_outcome, render_run
 
     if follow:
         raise typer.Exit(
@@ -176,6 +203,8 @@ def show_command(
         print_json(view)
         return
     stdout.print(render_run(view))
+    if view.trigger.kind != "manual":
+        stdout.print(describe_trigger(view.trigger))
     stdout.print(render_outcome(view))
 
 

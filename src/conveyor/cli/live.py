@@ -21,7 +21,7 @@ from rich.text import Text
 from conveyor.actions import StepStatus
 from conveyor.backends.base import Backend
 from conveyor.engine.state import RunStatus
-from conveyor.runs import RunView, StepView
+from conveyor.runs import RunTrigger, RunView, StepView
 
 REFRESH_SECONDS = 0.1
 
@@ -98,6 +98,16 @@ def render_run(view: RunView, *, now: datetime | None = None) -> Table:
             _message(step),
         )
     return table
+
+
+def describe_trigger(trigger: RunTrigger) -> Text:
+    """What started a run, as a line: `started by schedule sch_1 for the slot 09:00 UTC`."""
+    line = Text.assemble(("started by: ", "bold"), trigger.kind)
+    if trigger.id is not None:
+        line.append(f" {trigger.id}")
+    if trigger.time is not None:
+        line.append(f" for the slot {trigger.time.isoformat()}")
+    return line
 
 
 def render_outcome(view: RunView) -> RenderableType:

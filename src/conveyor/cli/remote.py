@@ -104,7 +104,7 @@ class Remote:
         return RunView.model_validate_json(response.content)
 
     async def list_runs(
-        self, status: list[str], pipeline: str | None, limit: int
+        self, status: list[str], pipeline: str | None, limit: int, trigger: str | None = None
     ) -> list[RunSummary]:
         """Runs the key may see, newest first."""
         from conveyor.runs import RunSummary
@@ -114,6 +114,8 @@ class Remote:
             query["status"] = status
         if pipeline:
             query["pipeline"] = pipeline
+        if trigger:
+            query["trigger"] = trigger
         response = await self._request("GET", "/runs", params=query)
         return [RunSummary.model_validate(item) for item in response.json()["items"]]
 

@@ -25,7 +25,7 @@ from conveyor.api.errors import AUTHED, ApiError, FieldError, responses
 from conveyor.api.models import MAX_LIMIT, Limit, Offset, Page
 from conveyor.api.starting import IdempotencyKey, RunStart, public_view, resolve_start, scoped_key
 from conveyor.engine.state import RunStatus
-from conveyor.runs import ItemView, RunEvent, RunSummary, RunView, StepView
+from conveyor.runs import ItemView, RunEvent, RunSummary, RunView, StepView, TriggerKind
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -139,17 +139,28 @@ async def list_runs(
     status: Annotated[list[RunStatus] | None, Query(max_length=len(RunStatus))] = None,
     pipeline: Annotated[str | None, Query(max_length=200)] = None,
     kind: Annotated[str | None, Query(max_length=50)] = None,
+    trigger: Annotated[
+        TriggerKind | None,
+        Query(description="Only runs started so: manual, schedule, webhook or event."),
+    ] = None,
+    trigger_id: Annotated[
+        str | None,
+        Query(max_length=200, description="Only runs of this schedule, webhook or event trigger."),
+    ] = None,
     owner: Annotated[str | None, Query(max_length=200, description="Admins only.")] = None,
     created_after: IsoTime | None = None,
     created_before: IsoTime | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[RunSummary]:
-    """Runs, newest first, filtered by status (repeatable), pipeline name, kind and time."""
+    """Runs, newest first, filtered by status (repeatable), pipeline name, kind, trigger and
+    time."""
     filters: dict[str, Any] = {
         "pipeline": pipeline,
         "owner": owner if principal.is_admin else owner_filter(principal),
         "kind": kind,
+        "trigger": trigger,
+        "trigger_id": trigger_id,
         "created_after": _seconds(created_after),
         "created_before": _seconds(created_before),
     }

@@ -61,7 +61,7 @@ from conveyor.events import Event, EventReceipt, RouteStatus, event_from_body
 from conveyor.ids import new_id
 from conveyor.pipeline.spec import PipelineSpec
 from conveyor.pipeline.template_limits import configure_template_limits
-from conveyor.runs import RunEvent, RunSummary, RunView, as_datetime
+from conveyor.runs import RunEvent, RunSummary, RunTrigger, RunView, as_datetime
 
 log = structlog.get_logger("conveyor.engine")
 
@@ -244,10 +244,12 @@ class LocalBackend:
         owner: str | None = None,
         labels: Mapping[str, str] | None = None,
         kind: str = "pipeline",
+        trigger: RunTrigger | None = None,
     ) -> str:
         """Validate and start a run of `pipeline`; return its id.
 
         With an `idempotency_key` used before, return that first run's id and start nothing.
+        `trigger` records what started the run (default: a request, `manual`).
 
         Raises:
             PipelineValidationError: the pipeline has errors (every one listed).
@@ -295,6 +297,7 @@ class LocalBackend:
                 idempotency_key=idempotency_key,
                 owner=owner,
                 labels=dict(labels or {}),
+                trigger=trigger,
             )
             record = self.store.run_record(state.run_id)
             active = _Active(state, plan, record)
@@ -416,6 +419,7 @@ class LocalBackend:
             idempotency_key=record.idempotency_key,
             owner=record.owner,
             retry_of=record.retry_of,
+            trigger=record.trigger,
             now=self._clock(),
             order=order,
         )
@@ -428,6 +432,7 @@ class LocalBackend:
             idempotency_key=record.idempotency_key,
             owner=record.owner,
             retry_of=record.retry_of,
+            trigger=record.trigger,
             now=self._clock(),
             order=list(active.plan.steps),
         )
@@ -445,6 +450,8 @@ class LocalBackend:
         pipeline: str | None = None,
         owner: str | None = None,
         kind: str | None = None,
+        trigger: str | None = None,
+        trigger_id: str | None = None,
         created_after: float | None = None,
         created_before: float | None = None,
         limit: int = 50,
@@ -456,6 +463,8 @@ class LocalBackend:
             pipeline=pipeline,
             owner=owner,
             kind=kind,
+            trigger=trigger,
+            trigger_id=trigger_id,
             created_after=created_after,
             created_before=created_before,
             limit=limit,
@@ -1096,4 +1105,5 @@ def _summary(record: RunRecord) -> RunSummary:
         started_at=ts(record.started_at),
         finished_at=ts(record.finished_at),
         owner=record.owner,
+        trigger=record.trigger,
     )

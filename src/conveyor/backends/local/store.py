@@ -23,6 +23,7 @@ import orjson
 from conveyor.backends.local.sql import Q, migrations
 from conveyor.engine.state import RunState, RunStatus, StepState, UnitState
 from conveyor.errors import DatabaseBusyError, EngineBusyError, RunNotFoundError
+from conveyor.runs import MANUAL, RunTrigger
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
@@ -57,6 +58,7 @@ class RunRecord:
     owner: str | None
     labels: dict[str, str]
     retry_of: str | None = None
+    trigger: RunTrigger = MANUAL
 
 
 _WAL_SIZE_LIMIT = 16 * 1024 * 1024
@@ -301,8 +303,10 @@ class Store:
         owner: str | None = None,
         labels: dict[str, str] | None = None,
         retry_of: str | None = None,
+        trigger: RunTrigger | None = None,
     ) -> None:
         """Insert a new run's row."""
+        trigger = trigger or MANUAL
         self.db.execute(
             Q["insert_run"],
             {
@@ -317,6 +321,9 @@ class Store:
                 "owner": owner,
                 "labels": dumps(labels or {}),
                 "retry_of": retry_of,
+                "trigger": trigger.kind,
+                "trigger_id": trigger.id,
+                "trigger_time": trigger.stored_time(),
             },
         )
 
@@ -407,6 +414,8 @@ class Store:
         pipeline: str | None = None,
         owner: str | None = None,
         kind: str | None = None,
+        trigger: str | None = None,
+        trigger_id: str | None = None,
         created_after: float | None = None,
         created_before: float | None = None,
         limit: int = 50,
@@ -418,7 +427,13 @@ class Store:
         if status:
             where.append(f"status IN ({','.join('?' * len(status))})")
             args.extend(status)
-        for column, value in (("pipeline_name", pipeline), ("owner", owner), ("kind", kind)):
+        for column, value in (
+            ("pipeline_name", pipeline),
+            ("owner", owner),
+            ("kind", kind),
+            ("trigger", trigger),
+            ("trigger_id", trigger_id),
+        ):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
@@ -538,6 +553,7 @@ def _record(row: sqlite3.Row) -> RunRecord:
         owner=row["owner"],
         labels=loads(row["labels"] or "{}"),
         retry_of=row["retry_of"],
+        trigger=RunTrigger.stored(row["trigger"], row["trigger_id"], row["trigger_time"]),
     )
 
 

@@ -36,7 +36,7 @@ from conveyor.errors import (
 )
 from conveyor.events import Event, EventReceipt, RouteStatus, event_from_body
 from conveyor.pipeline.spec import PipelineSpec
-from conveyor.runs import RunEvent, RunSummary, RunView
+from conveyor.runs import MANUAL, RunEvent, RunSummary, RunTrigger, RunView
 
 _STATUS = {
     WorkflowExecutionStatus.RUNNING: RunStatus.RUNNING,
@@ -146,6 +146,7 @@ class TemporalBackend:
         kind: str = "pipeline",
         completed: Mapping[str, Any] | None = None,
         retry_of: str | None = None,
+        trigger: RunTrigger | None = None,
     ) -> str:
         """Validate and start a run as a workflow; return its id.
 
@@ -179,6 +180,7 @@ class TemporalBackend:
             "owner": owner,
             "idempotency_key": idempotency_key,
             "retry_of": retry_of,
+            "trigger": (trigger or MANUAL).model_dump(mode="json"),
             "completed": dict(completed or {}),
             "event_ttl_seconds": self.settings.event_ttl_seconds,
             "activity": {"heartbeat_seconds": self.heartbeat_seconds},
@@ -195,6 +197,7 @@ class TemporalBackend:
                     "owner": owner,
                     "kind": kind,
                     "labels": dict(labels or {}),
+                    "trigger": (trigger or MANUAL).model_dump(mode="json"),
                 },
             )
         except WorkflowAlreadyStartedError:
@@ -380,6 +383,8 @@ class TemporalBackend:
         pipeline: str | None = None,
         owner: str | None = None,
         kind: str | None = None,
+        trigger: str | None = None,
+        trigger_id: str | None = None,
         created_after: float | None = None,
         created_before: float | None = None,
         limit: int = 50,
@@ -410,6 +415,11 @@ class TemporalBackend:
                 continue
             if kind is not None and memo.get("kind", "pipeline") != kind:
                 continue
+            started_by = RunTrigger.model_validate(memo.get("trigger") or {})
+            if trigger is not None and started_by.kind != trigger:
+                continue
+            if trigger_id is not None and started_by.id != trigger_id:
+                continue
             if skipped < offset:
                 skipped += 1
                 continue
@@ -425,6 +435,7 @@ class TemporalBackend:
                     started_at=execution.start_time,
                     finished_at=execution.close_time,
                     owner=memo.get("owner"),
+                    trigger=started_by,
                 )
             )
             if len(found) >= limit:

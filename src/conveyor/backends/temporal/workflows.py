@@ -57,7 +57,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from conveyor.pipeline.spec import PipelineSpec
     from conveyor.pipeline.template_limits import untimed
-    from conveyor.runs import RunView
+    from conveyor.runs import RunTrigger, RunView
 
 UnitKey = tuple[str, int | None]
 
@@ -194,6 +194,7 @@ class RunWorkflow:
             idempotency_key=self._data.get("idempotency_key"),
             owner=self._data.get("owner"),
             retry_of=self._data.get("retry_of"),
+            trigger=RunTrigger.model_validate(self._data.get("trigger") or {}),
             now=workflow.now().timestamp(),
             order=list(self._plan.steps),
         ).model_dump(mode="json")

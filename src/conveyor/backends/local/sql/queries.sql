@@ -9,9 +9,9 @@ SELECT document FROM pipelines WHERE hash = ?;
 
 -- name: insert_run
 INSERT INTO runs (id, pipeline_hash, pipeline_name, kind, status, params, created_at,
-                  idempotency_key, owner, labels, retry_of)
+                  idempotency_key, owner, labels, retry_of, trigger, trigger_id, trigger_time)
 VALUES (:id, :pipeline_hash, :pipeline_name, :kind, :status, :params, :created_at,
-        :idempotency_key, :owner, :labels, :retry_of);
+        :idempotency_key, :owner, :labels, :retry_of, :trigger, :trigger_id, :trigger_time);
 
 -- name: run_by_idempotency_key
 SELECT id FROM runs WHERE idempotency_key = ?;
@@ -198,6 +198,8 @@ WHERE (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
   AND (:pipeline IS NULL OR pipeline_name = :pipeline)
   AND (:owner IS NULL OR owner = :owner)
   AND (:kind IS NULL OR kind = :kind)
+  AND (:trigger IS NULL OR trigger = :trigger)
+  AND (:trigger_id IS NULL OR trigger_id = :trigger_id)
   AND (:created_after IS NULL OR created_at >= :created_after)
   AND (:created_before IS NULL OR created_at < :created_before);
 
