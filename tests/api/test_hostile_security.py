@@ -313,6 +313,9 @@ def test_keys_stored_before_are_split_by_their_run_s_owner(tmp_path: Path) -> No
     # As a database made before the key's new form: undo what the later migrations added.
     db.execute("DROP INDEX run_events_logs")
     db.execute("ALTER TABLE catalog_pipelines DROP COLUMN shared")
+    db.execute("DROP INDEX runs_by_trigger")
+    for column in ("trigger", "trigger_id", "trigger_time"):
+        db.execute(f"ALTER TABLE runs DROP COLUMN {column}")
     db.execute("PRAGMA user_version=2")
     store.close()
 
